@@ -1,0 +1,11 @@
+"""Imports every context's tables so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from omniretail.catalog import models as catalog_models
+from omniretail.core import models as core_models
+from omniretail.core.db import Base
+from omniretail.inventory import models as inventory_models
+from omniretail.pricing import models as pricing_models
+
+metadata = Base.metadata
+
+__all__ = ["catalog_models", "core_models", "inventory_models", "metadata", "pricing_models"]

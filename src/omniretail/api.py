@@ -1,0 +1,80 @@
+"""The FastAPI application: mounts each context's router, the error handlers and middleware."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, Request, Response
+from starlette.middleware.base import RequestResponseEndpoint
+from ulid import ULID
+
+from omniretail import __version__
+from omniretail.catalog.api import router as catalog_router
+from omniretail.core.config import get_settings
+from omniretail.core.db import Database
+from omniretail.core.logs import configure_logging, request_id_var
+from omniretail.core.system_api import router as system_router
+from omniretail.core.web import install_error_handlers
+from omniretail.inventory.api import router as inventory_router
+from omniretail.pricing.api import router as pricing_router
+
+log = logging.getLogger("omniretail.http")
+
+DESCRIPTION = """
+One headless retail platform behind every channel: catalog, prices and promotions, inventory,
+orders, customers. REST under `/api/v1`.
+
+* **Auth**: `Authorization: Bearer <token>` with a console token (`POST /api/v1/auth/token`),
+  a secret API key (`ok_...`) or a publishable channel key (`pk_...`, storefront endpoints only).
+* **Errors**: every failure is `{"error": {"code", "message", "details"}}` with a 4xx/5xx status.
+* **Pagination**: list endpoints take `cursor` and `limit` and return `next_cursor`.
+* **Idempotency**: POSTs that create things or move money or stock accept `Idempotency-Key`.
+"""
+
+TAGS = [
+    {"name": "system", "description": "Health and readiness"},
+    {"name": "auth", "description": "Tokens, API keys and users"},
+    {"name": "catalog", "description": "Products, variants, categories"},
+    {"name": "channels", "description": "Sales channels and product publication"},
+    {"name": "pricing", "description": "Price books, prices and price resolution"},
+    {"name": "promotions", "description": "Promotions, coupons and cart evaluation"},
+    {"name": "inventory", "description": "Locations, stock, reservations, availability"},
+]
+
+
+def create_app(database: Database | None = None) -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)
+    app = FastAPI(
+        title="omniretail",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+    )
+    app.state.database = database
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = request.headers.get("x-request-id") or str(ULID())
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+            response.headers["X-Request-ID"] = request_id
+            log.info(
+                "%s %s %s",
+                request.method,
+                request.url.path,
+                response.status_code,
+                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    app.include_router(system_router)
+    for router in (catalog_router, pricing_router, inventory_router):
+        app.include_router(router)
+    return app

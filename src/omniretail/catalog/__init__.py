@@ -1,0 +1,1 @@
+"""Catalog: products, variants, options, categories, attributes, media and sales channels."""

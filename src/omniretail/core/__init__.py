@@ -1,0 +1,1 @@
+"""Shared kernel: config, database, errors, money, ids, time, events, auth, pagination."""

@@ -1,0 +1,130 @@
+"""Domain events through a transactional outbox.
+
+``emit(session, topic, payload)`` writes an outbox row in the caller's transaction, so an
+event exists exactly when the change that caused it committed. ``dispatch_pending`` hands
+unpublished rows to in-process subscribers (per topic, ``"*"`` for all) and, when
+``OMNI_NATS_URL`` is set, to NATS JetStream; the worker (``omni worker``) calls it on a
+schedule and the API calls it after each committed request on the embedded default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from omniretail.core.ids import new_id
+from omniretail.core.models import OutboxEvent
+from omniretail.core.timeutil import utcnow
+
+log = logging.getLogger("omniretail.events")
+
+Handler = Callable[[Session, OutboxEvent], None]
+_subscribers: dict[str, list[Handler]] = defaultdict(list)
+
+
+def subscribe(topic: str) -> Callable[[Handler], Handler]:
+    """Register ``fn(session, event)`` for ``topic`` (or ``"*"``). Handlers must be idempotent."""
+
+    def register(fn: Handler) -> Handler:
+        if fn not in _subscribers[topic]:
+            _subscribers[topic].append(fn)
+        return fn
+
+    return register
+
+
+def unsubscribe(topic: str, fn: Handler) -> None:
+    if fn in _subscribers.get(topic, []):
+        _subscribers[topic].remove(fn)
+
+
+def emit(
+    session: Session, topic: str, payload: dict[str, Any], aggregate_id: str | None = None
+) -> OutboxEvent:
+    event = OutboxEvent(
+        id=new_id("evt"), topic=topic, aggregate_id=aggregate_id, payload=payload, attempts=0
+    )
+    session.add(event)
+    return event
+
+
+class NatsPublisher:
+    """Publishes outbox events to a JetStream stream (subject ``omni.<topic>``)."""
+
+    def __init__(self, url: str, stream: str) -> None:
+        self.url = url
+        self.stream = stream
+
+    def publish(self, events: list[OutboxEvent]) -> None:
+        asyncio.run(self._publish(events))
+
+    async def _publish(self, events: list[OutboxEvent]) -> None:
+        import nats
+
+        nc = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            js = nc.jetstream()
+            try:
+                await js.stream_info(self.stream)
+            except Exception:
+                await js.add_stream(name=self.stream, subjects=["omni.>"])
+            for ev in events:
+                body = json.dumps(
+                    {
+                        "id": ev.id,
+                        "topic": ev.topic,
+                        "aggregate_id": ev.aggregate_id,
+                        "payload": ev.payload,
+                        "created_at": ev.created_at.isoformat(),
+                    }
+                ).encode()
+                # Msg-Id makes JetStream drop duplicates if a batch is re-sent after a crash.
+                await js.publish(f"omni.{ev.topic}", body, headers={"Nats-Msg-Id": ev.id})
+        finally:
+            await nc.close()
+
+
+def dispatch_pending(
+    session: Session, limit: int = 500, publisher: NatsPublisher | None = None
+) -> int:
+    """Deliver up to ``limit`` unpublished events in creation order; returns how many."""
+    query = (
+        select(OutboxEvent)
+        .where(OutboxEvent.published_at.is_(None))
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    events = list(session.scalars(query))
+    if not events:
+        return 0
+    delivered: list[OutboxEvent] = []
+    for ev in events:
+        try:
+            with session.begin_nested():
+                for fn in [*_subscribers.get(ev.topic, []), *_subscribers.get("*", [])]:
+                    fn(session, ev)
+            delivered.append(ev)
+        except Exception as exc:  # a failing subscriber must not block the others
+            log.exception("event handler failed", extra={"event_id": ev.id, "topic": ev.topic})
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == ev.id)
+                .values(attempts=OutboxEvent.attempts + 1, last_error=str(exc)[:2000])
+            )
+    if publisher is not None and delivered:
+        publisher.publish(delivered)
+    now = utcnow()
+    for ev in delivered:
+        ev.published_at = now
+        ev.attempts = ev.attempts + 1
+    session.flush()
+    return len(delivered)

@@ -1,0 +1,1 @@
+"""Inventory: locations, stock ledger, reservations, available-to-promise, transfers."""

@@ -1,0 +1,61 @@
+"""Background jobs on huey: SQLite storage on the embedded default, Redis when configured.
+
+``omni worker`` runs the consumer. Jobs: outbox dispatch (every minute as a safety net and on
+demand via ``dispatch_outbox()``), plus each context's periodic maintenance.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.api import Huey
+
+from omniretail.core.config import get_settings
+from omniretail.core.db import get_database
+from omniretail.core.events import NatsPublisher, dispatch_pending
+
+log = logging.getLogger("omniretail.jobs")
+
+
+def _make_huey() -> Huey:
+    settings = get_settings()
+    if settings.redis_url:
+        return RedisHuey("omniretail", url=settings.redis_url)
+    return SqliteHuey("omniretail", filename=settings.jobs_sqlite_path)
+
+
+huey = _make_huey()
+
+
+def _publisher() -> NatsPublisher | None:
+    settings = get_settings()
+    return NatsPublisher(settings.nats_url, settings.nats_stream) if settings.nats_url else None
+
+
+def run_dispatch() -> int:
+    total = 0
+    publisher = _publisher()
+    while True:
+        with get_database().unit_of_work() as session:
+            count = dispatch_pending(session, publisher=publisher)
+        total += count
+        if count == 0:
+            return total
+
+
+@huey.task()
+def dispatch_outbox() -> int:
+    return run_dispatch()
+
+
+@huey.periodic_task(crontab(minute="*"))
+def dispatch_outbox_periodic() -> int:
+    return run_dispatch()
+
+
+def run_worker(workers: int = 2) -> None:
+    from huey.consumer import Consumer
+
+    log.info("worker starting (%s)", type(huey).__name__)
+    Consumer(huey, workers=workers, worker_type="thread", periodic=True).run()

@@ -1,0 +1,1 @@
+"""Pricing: price books, prices, price resolution, promotions, coupons, consistency audit."""

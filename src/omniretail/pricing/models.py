@@ -1,0 +1,3 @@
+"""Tables of the pricing context."""
+
+from __future__ import annotations
