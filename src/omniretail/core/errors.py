@@ -28,7 +28,7 @@ class AppError(Exception):
         return f"AppError({self.code!r}, {self.message!r}, status={self.status})"
 
 
-def not_found(kind: str, key: str, **details: Any) -> AppError:
+def not_found(kind: str, key: str, /, **details: Any) -> AppError:
     return AppError(
         f"{kind}_not_found",
         f"{kind.replace('_', ' ')} {key!r} not found",
@@ -37,9 +37,9 @@ def not_found(kind: str, key: str, **details: Any) -> AppError:
     )
 
 
-def conflict(code: str, message: str, **details: Any) -> AppError:
+def conflict(code: str, message: str, /, **details: Any) -> AppError:
     return AppError(code, message, 409, details)
 
 
-def invalid(code: str, message: str, **details: Any) -> AppError:
+def invalid(code: str, message: str, /, **details: Any) -> AppError:
     return AppError(code, message, 422, details)
