@@ -35,7 +35,7 @@ demo: install
 	rm -f omniretail.db omniretail.db-wal omniretail.db-shm
 	$(BIN)/omni db upgrade
 	$(BIN)/omni demo load
-	$(BIN)/omni serve --host 127.0.0.1 --port 8000
+	$(BIN)/omni serve --host 127.0.0.1 --port 8000 --with-worker
 
 bench: install
 	@for f in bench/*.py; do echo "== $$f" >&2; $(BIN)/python $$f || exit 1; done

@@ -26,6 +26,7 @@ from omniretail.core.timeutil import utcnow
 log = logging.getLogger("omniretail.events")
 
 Handler = Callable[[Session, OutboxEvent], None]
+MAX_ATTEMPTS = 10  # after this many failed deliveries an event is parked (see last_error)
 _subscribers: dict[str, list[Handler]] = defaultdict(list)
 
 
@@ -97,7 +98,7 @@ def dispatch_pending(
     """Deliver up to ``limit`` unpublished events in creation order; returns how many."""
     query = (
         select(OutboxEvent)
-        .where(OutboxEvent.published_at.is_(None))
+        .where(OutboxEvent.published_at.is_(None), OutboxEvent.attempts < MAX_ATTEMPTS)
         .order_by(OutboxEvent.id)
         .limit(limit)
     )

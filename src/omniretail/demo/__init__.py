@@ -1,0 +1,1 @@
+"""Demo retailer and seeded data generators (no real data is shipped in the repository)."""

@@ -1,0 +1,104 @@
+"""The transactional outbox: events exist with their change and reach subscribers once."""
+
+import asyncio
+import contextlib
+import json
+import socket
+
+import pytest
+from sqlalchemy import select
+
+from omniretail.core import events
+from omniretail.core.models import OutboxEvent
+
+
+@pytest.fixture()
+def received():
+    seen: list[tuple[str, dict]] = []
+
+    def handler(_session, event):
+        seen.append((event.topic, event.payload))
+
+    events.subscribe("test.thing_happened")(handler)
+    yield seen
+    events.unsubscribe("test.thing_happened", handler)
+
+
+def test_emitted_event_reaches_subscriber_once(session, received):
+    events.emit(session, "test.thing_happened", {"n": 1}, aggregate_id="x1")
+    session.flush()
+    assert events.dispatch_pending(session) >= 1
+    assert events.dispatch_pending(session) == 0
+    assert received == [("test.thing_happened", {"n": 1})]
+
+
+def test_rolled_back_change_has_no_event(session, received):
+    nested = session.begin_nested()
+    events.emit(session, "test.thing_happened", {"n": 2})
+    nested.rollback()
+    events.dispatch_pending(session)
+    assert received == []
+
+
+def test_failing_subscriber_is_retried_and_does_not_block_others(session, received):
+    def broken(_session, _event):
+        raise RuntimeError("boom")
+
+    events.subscribe("test.broken")(broken)
+    try:
+        bad = events.emit(session, "test.broken", {})
+        events.emit(session, "test.thing_happened", {"n": 3})
+        session.flush()
+        events.dispatch_pending(session)
+        session.refresh(bad)
+        assert received == [("test.thing_happened", {"n": 3})]
+        assert bad.published_at is None
+        assert bad.attempts == 1
+        assert bad.last_error == "boom"
+    finally:
+        events.unsubscribe("test.broken", broken)
+
+
+def _nats_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 4222), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _nats_up(), reason="NATS JetStream not running on 127.0.0.1:4222")
+def test_nats_publisher_delivers_to_jetstream(session):
+    import nats
+
+    stream = "OMNI_TEST_EVENTS"
+
+    async def reset() -> None:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        js = nc.jetstream()
+        with contextlib.suppress(Exception):
+            await js.delete_stream(stream)
+        await nc.close()
+
+    asyncio.run(reset())
+    event = events.emit(session, "test.published", {"sku": "A-1"})
+    session.flush()
+    events.dispatch_pending(
+        session, publisher=events.NatsPublisher("nats://127.0.0.1:4222", stream)
+    )
+
+    async def fetch() -> dict:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        js = nc.jetstream()
+        sub = await js.pull_subscribe("omni.test.published", durable="t", stream=stream)
+        msgs = await sub.fetch(1, timeout=5)
+        await msgs[0].ack()
+        await js.delete_stream(stream)
+        await nc.close()
+        return json.loads(msgs[0].data)
+
+    body = asyncio.run(fetch())
+    assert body["id"] == event.id
+    assert body["payload"] == {"sku": "A-1"}
+    stored = session.scalar(select(OutboxEvent).where(OutboxEvent.id == event.id))
+    assert stored is not None and stored.published_at is not None
