@@ -3,9 +3,17 @@
 from omniretail.catalog import models as catalog_models
 from omniretail.core import models as core_models
 from omniretail.core.db import Base
+from omniretail.customer import models as customer_models
 from omniretail.inventory import models as inventory_models
 from omniretail.pricing import models as pricing_models
 
 metadata = Base.metadata
 
-__all__ = ["catalog_models", "core_models", "inventory_models", "metadata", "pricing_models"]
+__all__ = [
+    "catalog_models",
+    "core_models",
+    "customer_models",
+    "inventory_models",
+    "metadata",
+    "pricing_models",
+]

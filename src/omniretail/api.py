@@ -15,6 +15,8 @@ from omniretail.core.config import get_settings
 from omniretail.core.db import Database
 from omniretail.core.logs import configure_logging, request_id_var
 from omniretail.core.system_api import router as system_router
+from omniretail.customer.api import router as customer_router
+from omniretail.customer.tracking_api import router as tracking_router
 from omniretail.core.web import install_error_handlers
 from omniretail.inventory.api import router as inventory_router
 from omniretail.pricing.api import router as pricing_router
@@ -40,6 +42,8 @@ TAGS = [
     {"name": "pricing", "description": "Price books, prices and price resolution"},
     {"name": "promotions", "description": "Promotions, coupons and cart evaluation"},
     {"name": "inventory", "description": "Locations, stock, reservations, availability"},
+    {"name": "customers", "description": "Customer 360, identity graph, consent, GDPR"},
+    {"name": "tracking", "description": "Segment-compatible tracking API (/v1/batch, ...)"},
 ]
 
 
@@ -75,6 +79,7 @@ def create_app(database: Database | None = None) -> FastAPI:
             request_id_var.reset(token)
 
     app.include_router(system_router)
-    for router in (catalog_router, pricing_router, inventory_router):
+    for router in (catalog_router, pricing_router, inventory_router, customer_router):
         app.include_router(router)
+    app.include_router(tracking_router)
     return app

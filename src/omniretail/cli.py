@@ -11,6 +11,8 @@ from omniretail.catalog.cli import app as catalog_app
 from omniretail.core import auth
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
+from omniretail.customer.cli import app as customer_app
+from omniretail.customer.cli import gdpr_app
 from omniretail.inventory.cli import app as inventory_app
 from omniretail.pricing.cli import app as pricing_app
 
@@ -29,6 +31,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(customer_app, name="customers")
+app.add_typer(gdpr_app, name="gdpr")
 
 
 def fail(error: AppError) -> None:

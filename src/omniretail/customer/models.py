@@ -1,0 +1,3 @@
+"""Tables of the customer context."""
+
+from __future__ import annotations
