@@ -1,0 +1,1 @@
+"""Orders: carts, checkout, payments, order lifecycle, returns and exchanges, store POS."""
