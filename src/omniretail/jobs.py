@@ -1,7 +1,8 @@
 """Background jobs on huey: SQLite storage on the embedded default, Redis when configured.
 
 ``omni worker`` runs the consumer. Jobs: outbox dispatch (every minute as a safety net and on
-demand via ``dispatch_outbox()``), plus each context's periodic maintenance.
+demand via ``dispatch_outbox()``), plus each context's periodic maintenance (inventory:
+cleanup of expired reservation holds every minute).
 """
 
 from __future__ import annotations
@@ -52,6 +53,25 @@ def dispatch_outbox() -> int:
 @huey.periodic_task(crontab(minute="*"))
 def dispatch_outbox_periodic() -> int:
     return run_dispatch()
+
+
+def run_expire_reservations(batch: int = 1000) -> int:
+    """Clean up expired reservation holds in batches (one transaction each)."""
+    from omniretail.inventory.service import expire_reservations
+
+    total = 0
+    while True:
+        with get_database().unit_of_work() as session:
+            count = expire_reservations(session, limit=batch)
+        total += count
+        if count < batch:
+            return total
+
+
+@huey.periodic_task(crontab(minute="*"))
+def expire_reservations_periodic() -> int:
+    """Expired holds stop counting at their deadline; this only tidies the rows up."""
+    return run_expire_reservations()
 
 
 def run_worker(workers: int = 2) -> None:
