@@ -16,15 +16,13 @@ from sqlalchemy import Engine, text
 
 os.environ.setdefault("OMNI_PII_KEYS", "JhM0nDTN7n6vJ4Yt1r0t3cBm3zj0G3yW1m4Ck4v6b5E=")
 os.environ.setdefault("OMNI_PII_INDEX_KEY", "test-blind-index-key-0123456789")
-os.environ.setdefault(
-    "OMNI_PII_KEY_FILE", str(Path(tempfile.gettempdir()) / "omni-test-pii.keys")
-)
+os.environ.setdefault("OMNI_PII_KEY_FILE", str(Path(tempfile.gettempdir()) / "omni-test-pii.keys"))
 
-from omniretail.all_models import metadata  # noqa: E402
-from omniretail.api import create_app  # noqa: E402
-from omniretail.core.db import Database, make_engine  # noqa: E402
-from omniretail.customer import tracking  # noqa: E402
-from omniretail.customer.settings import get_customer_settings  # noqa: E402
+from omniretail.all_models import metadata
+from omniretail.api import create_app
+from omniretail.core.db import Database, make_engine
+from omniretail.customer import tracking
+from omniretail.customer.settings import get_customer_settings
 
 
 @pytest.fixture()

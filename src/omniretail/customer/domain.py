@@ -447,11 +447,15 @@ def normalise_event(
         _id_value(device.get("id"), "context.device.id") if isinstance(device, dict) else None
     )
 
-    # identify traits (and, for other calls, context.traits) describe the person
-    person_traits = plain_traits if kind == "identify" else {}
-    person_pii = dict(pii_traits) if kind == "identify" else {}
-    if kind != "identify" and isinstance(ctx_traits, dict):
-        person_pii = dict(pii.get("context.traits", {}))
+    # identify traits and context.traits (where RudderStack puts identify traits) describe
+    # the person; other calls only contribute the identifiers in context.traits
+    ctx_plain: dict[str, Any] = ctx["traits"] if isinstance(ctx.get("traits"), dict) else {}
+    ctx_pii = dict(pii.get("context.traits", {}))
+    if kind == "identify":
+        person_traits = {**ctx_plain, **plain_traits}
+        person_pii = {**ctx_pii, **pii_traits}
+    else:
+        person_traits, person_pii = {}, ctx_pii
 
     tracked = TrackedEvent(
         type=kind,

@@ -78,7 +78,7 @@ class Identifier(Base):
     value_enc: Mapped[str | None] = mapped_column(Text, default=None)  # email, phone
     profile_id: Mapped[str] = mapped_column(String(40), index=True)
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
-    source: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -469,8 +469,8 @@ def apply_traits(session: Session, identifies: Sequence[tuple[TrackedEvent, str]
         if ev.pii_traits:
             key = keys[pid]
             for name, value in domain.person_fields_from_traits(ev.pii_traits).items():
-                if name == "email":
-                    value = domain.normalise_identifier("email", value) or value
+                if name in ("email", "phone"):
+                    value = domain.normalise_identifier(name, value) or value
                 setattr(profile, f"{name}_enc", encrypt_text(key, value))
             lowered = {k.lower(): v for k, v in ev.pii_traits.items()}
             address = domain.address_from_trait(lowered.get("address"))
