@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-sqlite test-postgres lint bench clean
+.PHONY: install browser demo test test-sqlite test-postgres lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,16 +14,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The console's browser tests drive Debian's chromium (Playwright never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium for the console tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test-sqlite: install
+test-sqlite: install browser
 	env -u OMNI_TEST_DATABASE_URL $(BIN)/python -m pytest
 
-test-postgres: install
+test-postgres: install browser
 	@if [ -n "$$OMNI_TEST_DATABASE_URL" ]; then \
 		echo "== suite on PostgreSQL: $$OMNI_TEST_DATABASE_URL"; \
 		$(BIN)/python -m pytest; \

@@ -11,13 +11,15 @@ from ulid import ULID
 
 from omniretail import __version__
 from omniretail.catalog.api import router as catalog_router
+from omniretail.console.api import router as console_router
+from omniretail.console.api import static_files
 from omniretail.core.config import get_settings
 from omniretail.core.db import Database
 from omniretail.core.logs import configure_logging, request_id_var
 from omniretail.core.system_api import router as system_router
+from omniretail.core.web import install_error_handlers
 from omniretail.customer.api import router as customer_router
 from omniretail.customer.tracking_api import router as tracking_router
-from omniretail.core.web import install_error_handlers
 from omniretail.inventory.api import router as inventory_router
 from omniretail.pricing.api import router as pricing_router
 
@@ -79,6 +81,8 @@ def create_app(database: Database | None = None) -> FastAPI:
             request_id_var.reset(token)
 
     app.include_router(system_router)
+    app.include_router(console_router)
+    app.mount("/console/static", static_files, name="console-static")
     for router in (catalog_router, pricing_router, inventory_router, customer_router):
         app.include_router(router)
     app.include_router(tracking_router)
