@@ -6,8 +6,8 @@ import pytest
 
 from omniretail.inventory.domain import (
     InventoryRuleError,
-    SourcingRule,
     LocationFacts,
+    SourcingRule,
     SplitStrategy,
     atp,
     check_coordinates,
