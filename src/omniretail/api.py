@@ -10,6 +10,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 from ulid import ULID
 
 from omniretail import __version__
+from omniretail.analytics.api import router as analytics_router
 from omniretail.catalog.api import router as catalog_router
 from omniretail.console.api import router as console_router
 from omniretail.console.api import static_files
@@ -20,6 +21,7 @@ from omniretail.core.system_api import router as system_router
 from omniretail.core.web import install_error_handlers
 from omniretail.customer.api import router as customer_router
 from omniretail.customer.tracking_api import router as tracking_router
+from omniretail.fulfillment.api import router as fulfillment_router
 from omniretail.inventory.api import router as inventory_router
 from omniretail.pricing.api import router as pricing_router
 
@@ -46,6 +48,8 @@ TAGS = [
     {"name": "inventory", "description": "Locations, stock, reservations, availability"},
     {"name": "customers", "description": "Customer 360, identity graph, consent, GDPR"},
     {"name": "tracking", "description": "Segment-compatible tracking API (/v1/batch, ...)"},
+    {"name": "fulfillment", "description": "Order sourcing, delivery promise, store tasks"},
+    {"name": "analytics", "description": "KPIs, cohorts, RFM, CLV, forecasts, replenishment"},
 ]
 
 
@@ -83,7 +87,14 @@ def create_app(database: Database | None = None) -> FastAPI:
     app.include_router(system_router)
     app.include_router(console_router)
     app.mount("/console/static", static_files, name="console-static")
-    for router in (catalog_router, pricing_router, inventory_router, customer_router):
+    for router in (
+        catalog_router,
+        pricing_router,
+        inventory_router,
+        customer_router,
+        fulfillment_router,
+        analytics_router,
+    ):
         app.include_router(router)
     app.include_router(tracking_router)
     return app

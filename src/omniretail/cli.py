@@ -7,12 +7,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from omniretail.analytics.cli import app as analytics_app
+from omniretail.analytics.cli import forecast_app, import_app
 from omniretail.catalog.cli import app as catalog_app
 from omniretail.core import auth
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 from omniretail.customer.cli import app as customer_app
 from omniretail.customer.cli import gdpr_app
+from omniretail.fulfillment.cli import app as fulfillment_app
 from omniretail.inventory.cli import app as inventory_app
 from omniretail.pricing.cli import app as pricing_app
 
@@ -33,6 +36,10 @@ app.add_typer(pricing_app, name="pricing")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(customer_app, name="customers")
 app.add_typer(gdpr_app, name="gdpr")
+app.add_typer(fulfillment_app, name="sourcing")
+app.add_typer(analytics_app, name="analytics")
+app.add_typer(forecast_app, name="forecast")
+app.add_typer(import_app, name="import")
 
 
 def fail(error: AppError) -> None:

@@ -1,0 +1,1 @@
+"""Insight: KPIs, cohorts, RFM, customer lifetime value, forecasting, replenishment."""

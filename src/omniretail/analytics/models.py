@@ -1,0 +1,3 @@
+"""Tables of the analytics context."""
+
+from __future__ import annotations

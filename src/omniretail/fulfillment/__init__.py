@@ -1,0 +1,1 @@
+"""Fulfilment: order sourcing (DOM), delivery promise, store tasks, shipments."""

@@ -1,0 +1,3 @@
+"""Tables of the fulfillment context."""
+
+from __future__ import annotations
