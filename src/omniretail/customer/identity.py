@@ -81,7 +81,8 @@ class Resolver:
         self.ring: KeyRing = key_ring()
         settings = get_customer_settings()
         self.limits = settings.identity_limits
-        self.blocked = [b.lower() for b in settings.identity_blocked_values]
+        self.blocked = frozenset(b.strip().lower() for b in settings.identity_blocked_values)
+        self._seen_cache: dict[tuple[str, object], Seen | None] = {}
         self.shared_threshold = settings.identity_shared_device_users
         self.known: dict[str, Ident | None] = {}
         self.checked_pairs: set[tuple[str, str]] = set()
@@ -93,11 +94,18 @@ class Resolver:
 
     def seen(self, kind: str, raw: object) -> Seen | None:
         """Normalise and hash; ``None`` for unusable or blocked values."""
+        if raw is None:
+            return None
+        cache_key = (kind, raw if isinstance(raw, str | int) else repr(raw))
+        if cache_key in self._seen_cache:
+            return self._seen_cache[cache_key]
         lookup_kind = "user_id" if kind == "previous_id" else kind
         value = domain.normalise_identifier(lookup_kind, raw)
-        if value is None or domain.is_blocked(value, self.blocked):
-            return None
-        return Seen(kind, value, self.ring.blind_index(lookup_kind, value))
+        found = None
+        if value is not None and value.lower() not in self.blocked:
+            found = Seen(kind, value, self.ring.blind_index(lookup_kind, value))
+        self._seen_cache[cache_key] = found
+        return found
 
     def prefetch(self, hashes: Iterable[str]) -> None:
         wanted = [h for h in set(hashes) if h not in self.known]

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -264,12 +264,15 @@ def validate_events(
     return good, rejects, duplicates
 
 
+_events_table = cast(Table, CustomerEvent.__table__)
+
+
 def _insert(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(CustomerEvent)
+        return postgresql.insert(_events_table)
     if dialect == "sqlite":
-        return sqlite.insert(CustomerEvent)
+        return sqlite.insert(_events_table)
     raise AppError("unsupported_database", f"tracking needs SQLite or PostgreSQL, not {dialect}")
 
 
@@ -377,9 +380,9 @@ def ingest(
     stmt = (
         _insert(session)
         .on_conflict_do_nothing(index_elements=["source_id", "message_id"])
-        .returning(CustomerEvent.message_id)
+        .returning(_events_table.c.message_id)
     )
-    inserted = set(session.scalars(stmt, rows).all())
+    inserted = set(session.connection().execute(stmt, rows).scalars().all())
     result.stored = len(inserted)
     result.duplicates = len(events) - len(inserted)
     fresh = [
@@ -393,8 +396,7 @@ def ingest(
     return result
 
 
-_profiles = Profile.__table__
-assert isinstance(_profiles, Table)
+_profiles = cast(Table, Profile.__table__)
 PROFILE_STATS = (
     update(_profiles)
     .where(_profiles.c.id == bindparam("pid"))
