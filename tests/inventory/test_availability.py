@@ -50,7 +50,7 @@ def _by_location(item):
 
 
 def test_web_sees_warehouses_and_ship_from_store_stores_only(session):
-    wh, sfs, pickup = _network(session)
+    wh, sfs, _pickup = _network(session)
     _web(session)
     service.set_channel_sourcing(
         session,
@@ -117,7 +117,7 @@ def test_sku_without_stock_reads_zero(session):
 
 
 def test_pickup_stores_within_radius_come_nearest_first_with_distance(session):
-    _, sfs, pickup = _network(session)
+    _, _sfs, _pickup = _network(session)
     thursday_10_paris = T0.replace(hour=9)  # 2026-11-26 is a Thursday; 10:00 in Paris
     result = service.availability(
         session, ["SHOE"], lat=PARIS[0], lon=PARIS[1], radius_km=15, now=thursday_10_paris

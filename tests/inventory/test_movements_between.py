@@ -149,7 +149,8 @@ def test_verify_reports_a_balance_changed_behind_the_ledger(session):
     wh, _ = _two_sites(session)
     session.execute(
         text(
-            "UPDATE stock_levels SET on_hand = on_hand + 7 WHERE sku = 'LAMP' AND location_id = :loc"
+            "UPDATE stock_levels SET on_hand = on_hand + 7"
+            " WHERE sku = 'LAMP' AND location_id = :loc"
         ),
         {"loc": wh},
     )
@@ -161,7 +162,7 @@ def test_verify_reports_a_balance_changed_behind_the_ledger(session):
 
 
 def test_verify_reports_held_units_without_reservation_lines(session):
-    wh, _ = _two_sites(session)
+    _wh, _ = _two_sites(session)
     session.execute(text("UPDATE stock_levels SET held = 2 WHERE sku = 'BULB'"))
     drift = [(d.sku, d.field, d.balance, d.expected) for d in service.verify(session).drift]
     assert drift == [("BULB", "held", 2, 0), ("BULB", "held_vs_reservations", 2, 0)]

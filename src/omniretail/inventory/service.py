@@ -29,11 +29,13 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import (
     ColumnElement,
     Table,
+    and_,
     bindparam,
     func,
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -139,8 +141,12 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def atomic(session: Session, fn: Callable[[], T], attempts: int = 8) -> T:
-    """Run ``fn`` in a savepoint; on a deadlock or serialization error roll the savepoint back
-    and run it again (jittered exponential back-off, at most ``attempts`` times)."""
+    """Run ``fn`` so that it either takes full effect or none, retrying it (jittered
+    exponential back-off, at most ``attempts`` times) on a deadlock or serialization error.
+
+    Inside a transaction that already holds other work, ``fn`` runs in a savepoint. When the
+    session has no transaction yet, the whole transaction is ``fn``'s own, so a plain
+    rollback undoes exactly ``fn`` and the savepoint's two round trips are saved."""
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts),
@@ -148,8 +154,15 @@ def atomic(session: Session, fn: Callable[[], T], attempts: int = 8) -> T:
         reraise=True,
     )
     for attempt in retrying:
-        with attempt, session.begin_nested():
-            return fn()
+        with attempt:
+            if session.in_transaction():
+                with session.begin_nested():
+                    return fn()
+            try:
+                return fn()
+            except BaseException:
+                session.rollback()
+                raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -705,24 +718,18 @@ def reclaim_expired(session: Session, stock_ids: Iterable[int], now: datetime) -
 # --- reading balances -----------------------------------------------------------------------
 
 
-def _expired_holds(now: datetime) -> Any:
-    """Units of holds whose deadline has passed but that are not cleaned up yet, per row."""
+def _expired_holds() -> Any:
+    """Units of holds whose deadline (``:now``) has passed but that are not cleaned up yet."""
     return (
         select(L.stock_id, func.sum(L.quantity).label("units"))
-        .where(L.status == LineStatus.HELD.value, L.expires_at <= now)
+        .where(L.status == LineStatus.HELD.value, L.expires_at <= bindparam("now"))
         .group_by(L.stock_id)
         .subquery("expired")
     )
 
 
-def _balance_rows(
-    session: Session,
-    now: datetime,
-    skus: Sequence[str] | None = None,
-    location_ids: Sequence[str] | None = None,
-) -> list[Any]:
-    """Stock rows with ``live_held`` (held minus expired holds) in one consistent read."""
-    expired = _expired_holds(now)
+def _balance_query(active_only: bool = False) -> Any:
+    expired = _expired_holds()
     live_held = (S.held - func.coalesce(expired.c.units, 0)).label("live_held")
     query = select(
         S.id,
@@ -736,11 +743,32 @@ def _balance_rows(
         S.incoming,
         S.low_stock_threshold,
     ).select_from(STOCK.outerjoin(expired, expired.c.stock_id == S.id))
+    if active_only:
+        query = query.join(Location, and_(Location.id == S.location_id, Location.active.is_(True)))
+    return query
+
+
+_BALANCES = _balance_query()
+# The read of a reservation: built once (it runs on every reserve call).
+_RESERVE_READ = _balance_query(active_only=True).where(
+    S.sku.in_(bindparam("skus", expanding=True)),
+    S.location_id.in_(bindparam("locs", expanding=True)),
+)
+
+
+def _balance_rows(
+    session: Session,
+    now: datetime,
+    skus: Sequence[str] | None = None,
+    location_ids: Sequence[str] | None = None,
+) -> list[Any]:
+    """Stock rows with ``live_held`` (held minus expired holds) in one consistent read."""
+    query = _BALANCES
     if skus is not None:
         query = query.where(S.sku.in_(list(skus)))
     if location_ids is not None:
         query = query.where(S.location_id.in_(list(location_ids)))
-    return list(session.execute(query))
+    return list(session.execute(query, {"now": now}))
 
 
 @dataclass(frozen=True)
@@ -1063,32 +1091,42 @@ def reserve(
             ttl_seconds=ttl_seconds,
         )
 
-    def attempt(pessimistic: bool) -> ReservationView:
+    def attempt(mode: str) -> ReservationView:
         ctx, candidates = _reservation_candidates(session, channel, locations)
         ttl = ttl_seconds if ttl_seconds is not None else ctx.ttl_seconds
+        if mode == "guess" and not candidates:
+            mode = "read"
         return _reserve_once(
-            session, merged, ctx, candidates, split, at, ttl, reference, kind, pessimistic
+            session, merged, ctx, candidates, split, at, ttl, reference, kind, mode
         )
 
-    try:
-        return atomic(session, lambda: attempt(False))
-    except _Retry:
-        return atomic(session, lambda: attempt(True))
+    modes = ["read", "locked"]
+    if session.get_bind().dialect.name == "postgresql":
+        modes.insert(0, "guess")
+    for mode in modes[:-1]:
+        try:
+            return atomic(session, lambda: attempt(mode))  # noqa: B023 (called at once)
+        except _Retry:
+            continue
+    return atomic(session, lambda: attempt(modes[-1]))
 
 
 def _reservation_candidates(
     session: Session, channel: str | None, locations: Sequence[str] | None
 ) -> tuple[ChannelContext, list[str]]:
+    """The channel context and the candidate locations in preference order. Explicit
+    locations without a channel are checked later, with the stock read (no extra query)."""
     if channel is None and locations:
-        ids = _require_locations(session, locations)
+        ids = list(dict.fromkeys(locations))
         return ChannelContext(None, None, 0, DEFAULT_CART_TTL_SECONDS, tuple(ids)), ids
     ctx = channel_context(session, channel)
     if not locations:
         return ctx, list(ctx.location_ids)
-    ids = _require_locations(session, locations)
+    ids = list(dict.fromkeys(locations))
     feeding = set(ctx.location_ids)
     outside = [i for i in ids if i not in feeding]
     if outside:
+        _require_locations(session, outside)  # unknown or inactive: 404 / 409
         raise invalid(
             "location_not_sourced",
             f"location does not feed channel {ctx.channel_code!r}: {', '.join(outside)}",
@@ -1107,13 +1145,40 @@ def _reserve_once(
     ttl: int,
     reference: str | None,
     kind: str,
-    pessimistic: bool,
+    mode: str,
 ) -> ReservationView:
+    """One attempt. ``guess`` (PostgreSQL): the first candidate location fills every item, in
+    one statement without a read; ``read``: read, plan, conditional updates; ``locked``: lock
+    the rows and reclaim their expired holds first, then read and plan (exact)."""
+    reservation_id = new_id("rsv")
+    expires_at = now + timedelta(seconds=ttl)
+    header = {
+        "rid": reservation_id,
+        "channel_id": ctx.channel_id,
+        "kind": kind,
+        "reference": reference,
+        "expires_at": expires_at,
+        "now": now,
+        "buffer": ctx.buffer,
+    }
+    pessimistic = mode == "locked"
+    if mode == "guess":
+        guess = [(sku, candidates[0], q) for sku, q in items.items()]
+        if not _hold_in_one_statement(session, guess, candidates, header):
+            raise _Retry()
+        return _view(reservation_id, ctx, reference, kind, now, expires_at, guess)
     if pessimistic:
         ids = _stock_ids(session, [(sku, loc) for sku in items for loc in candidates])
         reclaim_expired(session, ids.values(), now)  # locks them in id order, frees expired
-    rows = _balance_rows(session, now, list(items), candidates) if candidates else []
+    rows = (
+        list(session.execute(_RESERVE_READ, {"skus": list(items), "locs": candidates, "now": now}))
+        if candidates
+        else []
+    )
     by_key = {(r.sku, r.location_id): r for r in rows}
+    without_rows = set(candidates) - {r.location_id for r in rows}
+    if without_rows:
+        _require_locations(session, sorted(without_rows))  # unknown or inactive: 404 / 409
     unknown = [sku for sku in items if not any(r.sku == sku for r in rows)]
     if unknown:
         catalog.require_variants(session, unknown)  # 404 for SKUs the catalog does not know
@@ -1130,55 +1195,32 @@ def _reserve_once(
         if chosen is None:
             raise insufficient(sku, quantity, sum(max(0, n) for _, n in free))
         plan += [(sku, loc, q, by_key[(sku, loc)].id) for loc, q in chosen]
-    reservation_id = new_id("rsv")
-    expires_at = now + timedelta(seconds=ttl)
-    changes = [
-        Change(
-            sid,
-            Reason.RESERVATION,
-            held=q,
-            floor=Floor.ATP,
-            buffer=ctx.buffer,
-            reference=reservation_id,
-        )
-        for _, _, q, sid in plan
-    ]
-    try:
-        apply_changes(session, changes, now, reclaim=False)
-    except Short as short:
-        if not pessimistic:
-            raise _Retry() from None
-        # Rows are locked and expired holds reclaimed: the read above is exact. Defensive.
-        raise insufficient(short.row.sku if short.row else "?", 0, short.available()) from None
-    session.execute(
-        insert(RESERVATIONS),
-        {
-            "id": reservation_id,
-            "channel_id": ctx.channel_id,
-            "kind": kind,
-            "reference": reference,
-            "order_reference": None,
-            "status": ReservationStatus.ACTIVE.value,
-            "expires_at": expires_at,
-            "created_at": now,
-            "updated_at": now,
-        },
+    if not pessimistic and session.get_bind().dialect.name == "postgresql":
+        keyed = [(sku, loc, q) for sku, loc, q, _ in plan]
+        if not _hold_in_one_statement(session, keyed, candidates, header):
+            raise _Retry()
+    else:
+        _hold_step_by_step(session, plan, header, pessimistic)
+    return _view(
+        reservation_id,
+        ctx,
+        reference,
+        kind,
+        now,
+        expires_at,
+        [(sku, loc, q) for sku, loc, q, _ in plan],
     )
-    session.execute(
-        insert(LINES),
-        [
-            {
-                "reservation_id": reservation_id,
-                "stock_id": sid,
-                "sku": sku,
-                "location_id": loc,
-                "quantity": q,
-                "status": LineStatus.HELD.value,
-                "expires_at": expires_at,
-            }
-            for sku, loc, q, sid in plan
-        ],
-    )
+
+
+def _view(
+    reservation_id: str,
+    ctx: ChannelContext,
+    reference: str | None,
+    kind: str,
+    now: datetime,
+    expires_at: datetime,
+    plan: Sequence[tuple[str, str, int]],
+) -> ReservationView:
     return ReservationView(
         id=reservation_id,
         status=ReservationStatus.ACTIVE.value,
@@ -1188,7 +1230,136 @@ def _reserve_once(
         order_reference=None,
         expires_at=expires_at,
         created_at=now,
-        lines=[ReservationLineView(sku, loc, q, LineStatus.HELD.value) for sku, loc, q, _ in plan],
+        lines=[ReservationLineView(sku, loc, q, LineStatus.HELD.value) for sku, loc, q in plan],
+    )
+
+
+_HOLD_PG = text(
+    """
+    WITH plan AS (
+        SELECT * FROM unnest(CAST(:skus AS varchar[]), CAST(:locs AS varchar[]),
+                             CAST(:qtys AS integer[])) AS p(sku, loc, qty)
+    ),
+    locked AS MATERIALIZED (
+        SELECT s.id, plan.qty FROM stock_levels AS s
+        JOIN plan ON s.sku = plan.sku AND s.location_id = plan.loc
+        ORDER BY s.id FOR NO KEY UPDATE OF s
+    ),
+    upd AS (
+        UPDATE stock_levels AS s SET held = s.held + locked.qty, updated_at = :now
+        FROM locked
+        WHERE s.id = locked.id
+          AND s.on_hand - s.allocated - s.held - s.safety_stock >= locked.qty + :buffer
+        RETURNING s.id, s.sku, s.location_id, locked.qty
+    ),
+    ok AS (
+        SELECT (SELECT count(*) FROM upd) = :n
+           AND (SELECT count(*) FROM locations
+                WHERE id = ANY(CAST(:candidates AS varchar[])) AND active) = :n_candidates
+           AS ok
+    ),
+    hdr AS (
+        INSERT INTO reservations (id, channel_id, kind, reference, order_reference, status,
+                                  expires_at, created_at, updated_at)
+        SELECT :rid, :channel_id, :kind, :reference, NULL, 'active', :expires_at, :now, :now
+        FROM ok WHERE ok.ok
+        RETURNING id
+    ),
+    lns AS (
+        INSERT INTO reservation_lines (reservation_id, stock_id, sku, location_id, quantity,
+                                       status, expires_at)
+        SELECT hdr.id, upd.id, upd.sku, upd.location_id, upd.qty, 'held', :expires_at
+        FROM upd, hdr
+    ),
+    led AS (
+        INSERT INTO stock_ledger (stock_id, sku, location_id, reason, on_hand_delta,
+                                  allocated_delta, held_delta, safety_delta, incoming_delta,
+                                  reference, note, created_at)
+        SELECT upd.id, upd.sku, upd.location_id, 'reservation', 0, 0, upd.qty, 0, 0, hdr.id,
+               NULL, :now
+        FROM upd, hdr
+    )
+    SELECT ok FROM ok
+    """
+)
+
+
+def _hold_in_one_statement(
+    session: Session,
+    plan: Sequence[tuple[str, str, int]],
+    candidates: Sequence[str],
+    header: dict[str, Any],
+) -> bool:
+    """PostgreSQL: lock the plan's rows in id order, apply the conditional updates and write
+    the reservation, its lines and the ledger rows in one statement, so a hot row stays locked
+    only for this statement and the commit. False when a row is missing or short or a
+    candidate location is unknown or inactive; the caller then rolls back (some rows may have
+    been updated) and takes the slower path that says exactly what is wrong."""
+    params = {
+        **header,
+        "skus": [sku for sku, _, _ in plan],
+        "locs": [loc for _, loc, _ in plan],
+        "qtys": [q for _, _, q in plan],
+        "n": len(plan),
+        "candidates": list(candidates),
+        "n_candidates": len(set(candidates)),
+    }
+    return bool(session.execute(_HOLD_PG, params).scalar_one())
+
+
+def _hold_step_by_step(
+    session: Session,
+    plan: list[tuple[str, str, int, int]],
+    header: dict[str, Any],
+    pessimistic: bool,
+) -> None:
+    """Any database: conditional updates in id order, then the reservation rows."""
+    changes = [
+        Change(
+            sid,
+            Reason.RESERVATION,
+            held=q,
+            floor=Floor.ATP,
+            buffer=header["buffer"],
+            reference=header["rid"],
+        )
+        for _, _, q, sid in plan
+    ]
+    try:
+        apply_changes(session, changes, header["now"], reclaim=False)
+    except Short as short:
+        if not pessimistic:
+            raise _Retry() from None
+        # Rows are locked and expired holds reclaimed: the read above is exact. Defensive.
+        raise insufficient(short.row.sku if short.row else "?", 0, short.available()) from None
+    session.execute(
+        insert(RESERVATIONS),
+        {
+            "id": header["rid"],
+            "channel_id": header["channel_id"],
+            "kind": header["kind"],
+            "reference": header["reference"],
+            "order_reference": None,
+            "status": ReservationStatus.ACTIVE.value,
+            "expires_at": header["expires_at"],
+            "created_at": header["now"],
+            "updated_at": header["now"],
+        },
+    )
+    session.execute(
+        insert(LINES),
+        [
+            {
+                "reservation_id": header["rid"],
+                "stock_id": sid,
+                "sku": sku,
+                "location_id": loc,
+                "quantity": q,
+                "status": LineStatus.HELD.value,
+                "expires_at": header["expires_at"],
+            }
+            for sku, loc, q, sid in plan
+        ],
     )
 
 
@@ -1572,7 +1743,9 @@ def availability(
     seen: set[str] = set()
     if wanted_locs:
         rows = session.execute(
-            _atp_query(at, len(wanted_locs) == len(ctx.location_ids) and channel is None),
+            _ATP_ALL_LOCATIONS
+            if len(wanted_locs) == len(ctx.location_ids) and channel is None
+            else _ATP_SOME_LOCATIONS,
             {"skus": wanted, "locs": list(wanted_locs), "now": at},
         ).all()
         for sku, loc, value in rows:
@@ -1612,9 +1785,9 @@ def availability(
     return Availability(ctx.channel_code, buffer, items, pickup_out)
 
 
-def _atp_query(now: datetime, all_locations: bool) -> Any:
+def _atp_query(all_locations: bool) -> Any:
     """(sku, location, ATP before the channel buffer) for the SKUs at the locations."""
-    expired = _expired_holds(now)
+    expired = _expired_holds()
     value = S.on_hand - S.allocated - S.held + func.coalesce(expired.c.units, 0) - S.safety_stock
     query = (
         select(S.sku, S.location_id, value)
@@ -1624,6 +1797,10 @@ def _atp_query(now: datetime, all_locations: bool) -> Any:
     if not all_locations:
         query = query.where(S.location_id.in_(bindparam("locs", expanding=True)))
     return query
+
+
+_ATP_ALL_LOCATIONS = _atp_query(True)
+_ATP_SOME_LOCATIONS = _atp_query(False)
 
 
 # --- transfers ------------------------------------------------------------------------------
