@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from omniretail.core.errors import AppError, not_found
@@ -33,6 +34,16 @@ from omniretail.customer.crypto import KeyRing, encrypt_text, key_ring
 from omniretail.customer.keys import data_keys
 from omniretail.customer.models import Identifier, IdentityLink, Merge, Profile
 from omniretail.customer.settings import get_customer_settings
+
+_PENDING = "customer_pending_identifiers"
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: object) -> None:
+    pending = session.info.get(_PENDING)
+    if pending:
+        pending.clear()
+
 
 PRIORITY = {
     "user_id": 0,
@@ -89,6 +100,9 @@ class Resolver:
         self.created_profiles: list[str] = []
         self._roots: dict[str, str] = {}  # absorbed root -> survivor, for merges in this batch
         self._links_added: set[tuple[str, str]] = set()
+        # (root, type) of identifiers created and not flushed yet; emptied by every flush
+        self._pending: list[tuple[str, str]] = session.info.setdefault(_PENDING, [])
+        self._pending.clear()
 
     # --- identifiers ------------------------------------------------------------------
 
@@ -111,20 +125,24 @@ class Resolver:
         wanted = [h for h in set(hashes) if h not in self.known]
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self.session.execute(
-                select(
-                    Identifier.value_hash,
-                    Identifier.type,
-                    Identifier.profile_id,
-                    Identifier.shared,
-                    Profile.root_id,
-                )
-                .join(Profile, Profile.id == Identifier.profile_id)
-                .where(Identifier.value_hash.in_(chunk))
-            ).all()
+            with self.session.no_autoflush:  # identifiers created in this batch are in known
+                rows = self._fetch(chunk)
             found = {r[0]: Ident(r[0], r[1], r[2], r[3], r[4]) for r in rows}
             for h in chunk:
                 self.known[h] = found.get(h)
+
+    def _fetch(self, chunk: list[str]) -> Sequence[Any]:
+        return self.session.execute(
+            select(
+                Identifier.value_hash,
+                Identifier.type,
+                Identifier.profile_id,
+                Identifier.shared,
+                Profile.root_id,
+            )
+            .join(Profile, Profile.id == Identifier.profile_id)
+            .where(Identifier.value_hash.in_(chunk))
+        ).all()
 
     def _lookup(self, seen: Seen) -> Ident | None:
         if seen.hash not in self.known:
@@ -146,6 +164,7 @@ class Resolver:
         else:
             row.value = seen.value
         self.session.add(row)
+        self._pending.append((root_id, kind))
         ident = Ident(seen.hash, kind, profile_id, False, root_id)
         self.known[seen.hash] = ident
         return ident
@@ -322,12 +341,13 @@ class Resolver:
 
     def _link_exists(self, h1: str, h2: str) -> bool:
         a, b = sorted((h1, h2))
-        return (
-            self.session.scalar(
+        if (a, b) in self._links_added:
+            return True
+        with self.session.no_autoflush:  # links added in this batch are known in memory
+            found = self.session.scalar(
                 select(IdentityLink.id).where(IdentityLink.a_hash == a, IdentityLink.b_hash == b)
             )
-            is not None
-        )
+        return found is not None
 
     def _record_link(
         self, first: Seen, second: Seen, cause: str, message_id: str | None, outcome: str
@@ -355,10 +375,18 @@ class Resolver:
         )
 
     def counts(self, root: str) -> dict[str, int]:
-        return identifier_counts(self.session, root)
+        """Identifier counts per type of a person: stored ones plus those created in this
+        batch and not flushed yet (saves a flush per check)."""
+        with self.session.no_autoflush:
+            counts = identifier_counts(self.session, root)
+        for pid, kind in self._pending:
+            if self._root(pid) == root:
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     def _was_unmerged(self, root_a: str, root_b: str) -> bool:
-        return was_unmerged(self.session, root_a, root_b)
+        with self.session.no_autoflush:  # merges write through; roots in the DB are current
+            return was_unmerged(self.session, root_a, root_b)
 
 
 # --- queries shared with the service ---------------------------------------------------
