@@ -7,6 +7,7 @@ from omniretail.core.db import Base
 from omniretail.customer import models as customer_models
 from omniretail.fulfillment import models as fulfillment_models
 from omniretail.inventory import models as inventory_models
+from omniretail.order import models as order_models
 from omniretail.pricing import models as pricing_models
 
 metadata = Base.metadata
@@ -19,5 +20,6 @@ __all__ = [
     "fulfillment_models",
     "inventory_models",
     "metadata",
+    "order_models",
     "pricing_models",
 ]

@@ -23,6 +23,7 @@ from omniretail.customer.api import router as customer_router
 from omniretail.customer.tracking_api import router as tracking_router
 from omniretail.fulfillment.api import router as fulfillment_router
 from omniretail.inventory.api import router as inventory_router
+from omniretail.order.api import router as order_router
 from omniretail.pricing.api import router as pricing_router
 
 log = logging.getLogger("omniretail.http")
@@ -48,6 +49,8 @@ TAGS = [
     {"name": "inventory", "description": "Locations, stock, reservations, availability"},
     {"name": "customers", "description": "Customer 360, identity graph, consent, GDPR"},
     {"name": "tracking", "description": "Segment-compatible tracking API (/v1/batch, ...)"},
+    {"name": "orders", "description": "Carts, checkout, orders, payments, returns"},
+    {"name": "pos", "description": "Store registers, offline sales and sync"},
     {"name": "fulfillment", "description": "Order sourcing, delivery promise, store tasks"},
     {"name": "analytics", "description": "KPIs, cohorts, RFM, CLV, forecasts, replenishment"},
 ]
@@ -92,6 +95,7 @@ def create_app(database: Database | None = None) -> FastAPI:
         pricing_router,
         inventory_router,
         customer_router,
+        order_router,
         fulfillment_router,
         analytics_router,
     ):

@@ -17,6 +17,8 @@ from omniretail.customer.cli import app as customer_app
 from omniretail.customer.cli import gdpr_app
 from omniretail.fulfillment.cli import app as fulfillment_app
 from omniretail.inventory.cli import app as inventory_app
+from omniretail.order.cli import app as order_app
+from omniretail.order.cli import pos_app
 from omniretail.pricing.cli import app as pricing_app
 
 console = Console()
@@ -36,6 +38,8 @@ app.add_typer(pricing_app, name="pricing")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(customer_app, name="customers")
 app.add_typer(gdpr_app, name="gdpr")
+app.add_typer(order_app, name="orders")
+app.add_typer(pos_app, name="pos")
 app.add_typer(fulfillment_app, name="sourcing")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(forecast_app, name="forecast")

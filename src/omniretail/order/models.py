@@ -1,0 +1,3 @@
+"""Tables of the order context."""
+
+from __future__ import annotations
