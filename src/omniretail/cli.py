@@ -15,6 +15,7 @@ from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 from omniretail.customer.cli import app as customer_app
 from omniretail.customer.cli import gdpr_app
+from omniretail.demo.cli import app as demo_app
 from omniretail.fulfillment.cli import app as fulfillment_app
 from omniretail.inventory.cli import app as inventory_app
 from omniretail.order.cli import app as order_app
@@ -38,6 +39,7 @@ app.add_typer(pricing_app, name="pricing")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(customer_app, name="customers")
 app.add_typer(gdpr_app, name="gdpr")
+app.add_typer(demo_app, name="demo")
 app.add_typer(order_app, name="orders")
 app.add_typer(pos_app, name="pos")
 app.add_typer(fulfillment_app, name="sourcing")

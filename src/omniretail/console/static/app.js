@@ -118,8 +118,12 @@ async function runAudit() {
   const tbody = $("#audit-table tbody");
   try {
     const report = await api("/api/v1/pricing/consistency");
-    const items = report.items || report.findings || [];
-    tbody.innerHTML = items.map((f) => `<tr><td>${esc(f.sku)}</td><td>${esc(f.kind || f.type || "")}</td><td>${esc((f.channels || []).map((c) => c.channel || c.code || c).join(", "))}</td><td>${f.intended ? "yes" : "no"}</td></tr>`).join("") || `<tr><td colspan="4">No differences.</td></tr>`;
+    const all = report.findings || [];
+    const onlyUnintended = $("#audit-unintended").checked;
+    const items = all.filter((f) => !onlyUnintended || !f.intended)
+      .sort((a, b) => Number(a.intended) - Number(b.intended) || String(a.sku).localeCompare(b.sku));
+    $("#audit-summary").textContent = `${report.skus_compared} SKUs compared: ${report.unintended} unintended and ${report.intended} intended differences.`;
+    tbody.innerHTML = items.slice(0, 500).map((f) => `<tr class="${f.intended ? "" : "bad"}"><td>${esc(f.sku || "(whole cart)")}</td><td>${esc(f.aspect)}</td><td>${esc((f.channels || []).map((c) => `${c.channel}${c.amount != null ? " " + (c.amount / 100).toFixed(2) : ""}`).join(", "))}</td><td>${f.intended ? "yes" : "no"}</td></tr>`).join("") || `<tr><td colspan="4">No differences.</td></tr>`;
   } catch (e) { tbody.innerHTML = `<tr><td colspan="4" class="error">${esc(e.message)}</td></tr>`; }
 }
 
