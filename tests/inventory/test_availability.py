@@ -46,7 +46,7 @@ def _network(session):
 
 
 def _by_location(item):
-    return {loc.location_id: loc.available for loc in item.locations}
+    return item.locations
 
 
 def test_web_sees_warehouses_and_ship_from_store_stores_only(session):
@@ -112,7 +112,7 @@ def test_sku_without_stock_reads_zero(session):
     assert (result.items[0].sku, result.items[0].available, result.items[0].locations) == (
         "SOCK",
         0,
-        [],
+        {},
     )
 
 

@@ -220,16 +220,13 @@ class ExpireOut(BaseModel):
 # --- availability and sourcing --------------------------------------------------------------
 
 
-class LocationAvailabilityOut(Out):
-    location_id: str
-    available: int
-
-
 class SkuAvailabilityOut(Out):
     sku: str
     available: int
-    locations: list[LocationAvailabilityOut] = Field(
-        description="Sourcing locations with stock available (after the channel buffer)"
+    locations: dict[str, int] = Field(
+        description="Location id -> units available (after the channel buffer), for the "
+        "channel's sourcing locations that have any",
+        examples=[{"loc_01JD...": 12, "loc_01JE...": 3}],
     )
 
 

@@ -20,7 +20,7 @@ Services flush, never commit.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
     and_,
     bindparam,
@@ -37,6 +38,9 @@ from sqlalchemy import (
     select,
     text,
     update,
+)
+from sqlalchemy import (
+    cast as cast_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -59,6 +63,7 @@ from omniretail.inventory.domain import (
     MAX_AVAILABILITY_SKUS,
     MAX_TTL_SECONDS,
     MOVEMENT_REASONS,
+    Capability,
     Floor,
     InventoryRuleError,
     LineStatus,
@@ -334,13 +339,24 @@ def _require_locations(session: Session, ids: Iterable[str], active: bool = True
     return wanted
 
 
+_CAPABILITY_MARKERS = tuple((c.value, f'"{c.value}"') for c in Capability)
+
+
 def _active_location_facts(session: Session) -> list[LocationFacts]:
+    """Id, code, type and capabilities of every active location. Capabilities are read as
+    JSON text and matched against the known names (cheaper than decoding 200 JSON arrays on
+    every availability call)."""
     rows = session.execute(
-        select(Location.id, Location.code, Location.type, Location.capabilities).where(
-            Location.active.is_(True)
-        )
+        select(
+            Location.id, Location.code, Location.type, cast_(Location.capabilities, String)
+        ).where(Location.active.is_(True))
     ).all()
-    return [LocationFacts(i, c, t, tuple(caps or ())) for i, c, t, caps in rows]
+    return [
+        LocationFacts(
+            i, c, t, tuple(name for name, marker in _CAPABILITY_MARKERS if marker in (raw or ""))
+        )
+        for i, c, t, raw in rows
+    ]
 
 
 # --- channels: sourcing rules, buffer, reservation TTL --------------------------------------
@@ -1645,16 +1661,10 @@ def expire_reservations(session: Session, *, now: datetime | None = None, limit:
 
 
 @dataclass(frozen=True)
-class LocationAvailability:
-    location_id: str
-    available: int
-
-
-@dataclass(frozen=True)
 class SkuAvailability:
     sku: str
     available: int
-    locations: list[LocationAvailability]
+    locations: dict[str, int]  # location id -> units, only locations with units
 
 
 @dataclass(frozen=True)
@@ -1737,37 +1747,23 @@ def availability(
             if d <= radius_km:
                 pickups.append((loc, d))
         pickups.sort(key=lambda item: (item[1], item[0].code))
-    source_ids = list(ctx.location_ids)
-    wanted_locs = set(source_ids) | {loc.id for loc, _ in pickups}
-    atp_by: dict[str, dict[str, int]] = defaultdict(dict)
-    seen: set[str] = set()
-    if wanted_locs:
-        rows = session.execute(
-            _ATP_ALL_LOCATIONS
-            if len(wanted_locs) == len(ctx.location_ids) and channel is None
-            else _ATP_SOME_LOCATIONS,
-            {"skus": wanted, "locs": list(wanted_locs), "now": at},
-        ).all()
-        for sku, loc, value in rows:
-            seen.add(sku)
-            atp_by[sku][loc] = value
-    unknown = [s for s in wanted if s not in seen]
-    if unknown:
-        catalog.require_variants(session, unknown)
     buffer = ctx.buffer
-    items: list[SkuAvailability] = []
-    for sku in wanted:
-        per_loc = atp_by.get(sku, {})
-        locs = []
-        total = 0
-        for loc_id in source_ids:
-            value = per_loc.get(loc_id, 0) - buffer
-            if value > 0:
-                locs.append(LocationAvailability(loc_id, value))
-                total += value
-        items.append(SkuAvailability(sku, total, locs))
+    per_sku: dict[str, dict[str, int]] = {}
+    if ctx.location_ids:
+        per_sku = _positive_atp(session, "sku", wanted, list(ctx.location_ids), buffer, at)
+    missing = [sku for sku in wanted if sku not in per_sku]
+    if missing:
+        catalog.require_variants(session, missing)  # sold out everywhere, or unknown: 404
+    items = [
+        SkuAvailability(sku, sum(per_sku.get(sku, {}).values()), per_sku.get(sku, {}))
+        for sku in wanted
+    ]
     pickup_out: list[PickupLocation] | None = None
     if near:
+        per_loc: dict[str, dict[str, int]] = {}
+        if pickups:
+            ids = [loc.id for loc, _ in pickups]
+            per_loc = _positive_atp(session, "location", wanted, ids, buffer, at)
         pickup_out = [
             PickupLocation(
                 location_id=loc.id,
@@ -1776,31 +1772,63 @@ def availability(
                 type=loc.type,
                 distance_km=round(d, 3),
                 open_now=is_open(loc.opening_hours or {}, loc.timezone, at),
-                available={
-                    sku: max(0, atp_by.get(sku, {}).get(loc.id, 0) - buffer) for sku in wanted
-                },
+                available={sku: per_loc.get(loc.id, {}).get(sku, 0) for sku in wanted},
             )
             for loc, d in pickups
         ]
     return Availability(ctx.channel_code, buffer, items, pickup_out)
 
 
-def _atp_query(all_locations: bool) -> Any:
-    """(sku, location, ATP before the channel buffer) for the SKUs at the locations."""
+def _atp_query(by: str, postgres: bool) -> Any:
+    """Positive ATP after the buffer, aggregated in the database into one JSON object per SKU
+    ({location: units}) or per location ({sku: units}): no per-row work in Python."""
     expired = _expired_holds()
-    value = S.on_hand - S.allocated - S.held + func.coalesce(expired.c.units, 0) - S.safety_stock
-    query = (
+    value = (
+        S.on_hand
+        - S.allocated
+        - S.held
+        + func.coalesce(expired.c.units, 0)
+        - S.safety_stock
+        - bindparam("buffer")
+    ).label("v")
+    inner = (
         select(S.sku, S.location_id, value)
         .select_from(STOCK.outerjoin(expired, expired.c.stock_id == S.id))
-        .where(S.sku.in_(bindparam("skus", expanding=True)))
+        .where(
+            S.sku.in_(bindparam("skus", expanding=True)),
+            S.location_id.in_(bindparam("locs", expanding=True)),
+        )
+        .subquery("atp")
     )
-    if not all_locations:
-        query = query.where(S.location_id.in_(bindparam("locs", expanding=True)))
-    return query
+    group, key = (
+        (inner.c.sku, inner.c.location_id)
+        if by == "sku"
+        else (
+            inner.c.location_id,
+            inner.c.sku,
+        )
+    )
+    agg = func.json_object_agg if postgres else func.json_group_object
+    return select(group, agg(key, inner.c.v)).where(inner.c.v > 0).group_by(group)
 
 
-_ATP_ALL_LOCATIONS = _atp_query(True)
-_ATP_SOME_LOCATIONS = _atp_query(False)
+_ATP_QUERIES = {(by, pg): _atp_query(by, pg) for by in ("sku", "location") for pg in (True, False)}
+
+
+def _positive_atp(
+    session: Session,
+    by: str,
+    skus: list[str],
+    location_ids: list[str],
+    buffer: int,
+    now: datetime,
+) -> dict[str, dict[str, int]]:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    rows = session.execute(
+        _ATP_QUERIES[(by, postgres)],
+        {"skus": skus, "locs": location_ids, "buffer": buffer, "now": now},
+    ).all()
+    return {k: v if isinstance(v, dict) else json.loads(v) for k, v in rows}
 
 
 # --- transfers ------------------------------------------------------------------------------
