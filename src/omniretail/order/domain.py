@@ -1,11 +1,15 @@
-"""Order rules with no I/O: the lifecycle state machine, taxes, tender allocation, refund
-limits and fraud scoring."""
+"""Order rules with no I/O: the lifecycle state machine, delivery methods and addresses,
+taxes and shipping rates, tender allocation, refund limits, returns and fraud scoring."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from typing import Any
 
 from omniretail.core.errors import AppError
 from omniretail.core.money import allocate, round_half_up
@@ -70,6 +74,7 @@ class DeliveryMethod(StrEnum):
     CURBSIDE = "curbside"
     LOCKER = "locker"
     SHIP_FROM_STORE = "ship_from_store"
+    IN_STORE = "in_store"  # a register sale: the customer walks out with the goods
 
 
 PICKUP_METHODS = frozenset({DeliveryMethod.BOPIS, DeliveryMethod.CURBSIDE, DeliveryMethod.LOCKER})
@@ -254,3 +259,311 @@ def assess_fraud(signals: FraudSignals, policy: FraudPolicy = FraudPolicy()) -> 
         reasons.append("billing_shipping_mismatch")
     score = min(score, 100)
     return FraudAssessment(score, tuple(reasons), score >= policy.hold_score)
+
+
+# --- delivery groups ------------------------------------------------------------------------
+
+# Methods whose stock comes from the chosen store (the others use the channel's sourcing).
+STORE_STOCK_METHODS = frozenset(
+    {DeliveryMethod.BOPIS, DeliveryMethod.CURBSIDE, DeliveryMethod.SHIP_FROM_STORE}
+)
+# Methods that need a shipping address (delivered to the customer's door).
+ADDRESS_METHODS = HOME_METHODS
+# Methods that need a location, and what that location must be: (type or None, capability).
+LOCATION_RULES: dict[DeliveryMethod, tuple[str | None, str | None]] = {
+    DeliveryMethod.BOPIS: ("store", "pickup"),
+    DeliveryMethod.CURBSIDE: ("store", "curbside"),
+    DeliveryMethod.LOCKER: ("locker", None),
+    DeliveryMethod.SHIP_FROM_STORE: (None, "ship_from_store"),
+}
+CHECKOUT_METHODS = frozenset(DeliveryMethod) - {DeliveryMethod.IN_STORE}
+
+
+def parse_method(value: str) -> DeliveryMethod:
+    try:
+        method = DeliveryMethod(value)
+    except ValueError:
+        method = None
+    if method is None or method not in CHECKOUT_METHODS:
+        raise AppError(
+            "invalid_delivery_method",
+            f"unknown delivery method {value!r}",
+            422,
+            {"allowed": sorted(m.value for m in CHECKOUT_METHODS)},
+        )
+    return method
+
+
+def check_location_for(method: DeliveryMethod, loc_type: str, capabilities: Sequence[str]) -> None:
+    """A pickup, curbside, locker or ship-from-store group needs a fitting location."""
+    wanted_type, capability = LOCATION_RULES[method]
+    if (wanted_type is not None and loc_type != wanted_type) or (
+        capability is not None and capability not in capabilities
+    ):
+        raise AppError(
+            "location_not_eligible",
+            f"this location cannot serve {method.value}",
+            422,
+            {"method": method.value, "type": wanted_type, "capability": capability},
+        )
+
+
+def assign_groups(groups: Sequence[Mapping[str, Any]], skus: Sequence[str]) -> list[dict[str, Any]]:
+    """Delivery groups after the cart's lines changed: SKUs no longer in the cart leave their
+    group, new SKUs join the first group, empty groups disappear. Without groups, one group
+    without a method holds every SKU."""
+    present = list(dict.fromkeys(skus))
+    out: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for g in groups:
+        kept = [s for s in g.get("skus", []) if s in present and s not in placed]
+        placed.update(kept)
+        out.append({**g, "skus": kept})
+    rest = [s for s in present if s not in placed]
+    if rest:
+        if out:
+            out[0]["skus"] = [*out[0]["skus"], *rest]
+        else:
+            out.append({"id": "g1", "method": None, "skus": rest})
+    return [g for g in out if g["skus"]]
+
+
+def check_group_cover(groups: Sequence[Mapping[str, Any]], skus: Sequence[str]) -> None:
+    """Every cart SKU is in exactly one delivery group, and groups name only cart SKUs."""
+    seen: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        for s in g.get("skus", []):
+            if s in seen:
+                raise AppError(
+                    "sku_in_two_groups", f"{s!r} is in two delivery groups", 422, {"sku": s}
+                )
+            seen[s] = i
+    unknown = sorted(set(seen) - set(skus))
+    missing = sorted(set(skus) - set(seen))
+    if unknown or missing:
+        raise AppError(
+            "delivery_groups_mismatch",
+            "delivery groups must hold exactly the cart's SKUs",
+            422,
+            {"not_in_cart": unknown, "without_group": missing},
+        )
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+ADDRESS_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country", "phone")
+REQUIRED_ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country")
+POSTAL_CODES = {
+    "US": re.compile(r"^\d{5}(-\d{4})?$"),
+    "GB": re.compile(r"^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$"),
+    "FR": re.compile(r"^\d{5}$"),
+    "DE": re.compile(r"^\d{5}$"),
+    "ES": re.compile(r"^\d{5}$"),
+    "IT": re.compile(r"^\d{5}$"),
+    "NL": re.compile(r"^\d{4} ?[A-Z]{2}$"),
+    "BE": re.compile(r"^\d{4}$"),
+    "CA": re.compile(r"^[A-Z]\d[A-Z] ?\d[A-Z]\d$"),
+}
+# Countries whose addresses need a region (state, province).
+REGION_REQUIRED = frozenset({"US", "CA"})
+
+
+def validate_address(raw: Mapping[str, Any] | None, what: str = "address") -> dict[str, str]:
+    """A clean address (trimmed; country and postal code upper-case) or a 422
+    ``invalid_address`` naming every bad field."""
+    if raw is None:
+        raise AppError("invalid_address", f"the {what} is missing", 422, {"address": what})
+    problems: dict[str, str] = {}
+    unknown = sorted(set(raw) - set(ADDRESS_FIELDS))
+    for key in unknown:
+        problems[key] = "unknown field"
+    clean: dict[str, str] = {}
+    for key in ADDRESS_FIELDS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems[key] = "must be text"
+            continue
+        value = " ".join(value.split())
+        if len(value) > 200:
+            problems[key] = "at most 200 characters"
+        if value:
+            clean[key] = value
+    for key in REQUIRED_ADDRESS_FIELDS:
+        if key not in clean and key not in problems:
+            problems[key] = "required"
+    country = clean.get("country", "").upper()
+    if country:
+        if len(country) != 2 or not country.isalpha() or not country.isascii():
+            problems["country"] = "an ISO 3166 alpha-2 code such as 'GB'"
+        clean["country"] = country
+    postal = clean.get("postal_code", "").upper()
+    if postal:
+        clean["postal_code"] = postal
+        pattern = POSTAL_CODES.get(country)
+        if pattern is not None and not pattern.match(postal):
+            problems["postal_code"] = f"not a valid postal code for {country}"
+    if country in REGION_REQUIRED and "region" not in clean:
+        problems["region"] = f"required for {country}"
+    if "region" in clean:
+        clean["region"] = clean["region"].upper() if len(clean["region"]) <= 3 else clean["region"]
+    if problems:
+        raise AppError(
+            "invalid_address",
+            f"the {what} is not valid",
+            422,
+            {"address": what, "fields": dict(sorted(problems.items()))},
+        )
+    return clean
+
+
+def validate_vehicle(raw: Mapping[str, Any] | None) -> dict[str, str]:
+    """Curbside pickup: how staff recognise the car (a plate, or a colour and model)."""
+    raw = raw or {}
+    clean = {
+        k: " ".join(str(raw[k]).split())[:60]
+        for k in ("plate", "color", "model", "make")
+        if raw.get(k)
+    }
+    if not clean.get("plate") and not (clean.get("color") and clean.get("model")):
+        raise AppError(
+            "invalid_vehicle",
+            "curbside pickup needs the vehicle's plate, or its colour and model",
+            422,
+            {"vehicle": dict(raw)},
+        )
+    return clean
+
+
+# --- shipping rates and tax lines ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShippingRate:
+    method: str
+    amount: int
+    channel_id: str | None = None
+    country: str | None = None
+    free_over: int | None = None  # goods total (after discounts) from which shipping is free
+
+
+def pick_shipping_rate(
+    rates: Sequence[ShippingRate], method: str, channel_id: str | None, country: str | None
+) -> ShippingRate | None:
+    """The most specific rate for a method: channel and country, then channel, then country,
+    then the general rate."""
+
+    def rank(r: ShippingRate) -> int:
+        return (2 if r.channel_id else 0) + (1 if r.country else 0)
+
+    fitting = [
+        r
+        for r in rates
+        if r.method == method
+        and r.channel_id in (None, channel_id)
+        and r.country in (None, country)
+    ]
+    return max(fitting, key=rank) if fitting else None
+
+
+def shipping_for(method: DeliveryMethod, rate: ShippingRate | None, goods_total: int) -> int | None:
+    """The shipping charge of one group; ``None`` when a home method has no rate (so it is not
+    offered). Pickup methods without a rate are free."""
+    if rate is None:
+        return None if method in ADDRESS_METHODS else 0
+    if rate.free_over is not None and goods_total >= rate.free_over:
+        return 0
+    return rate.amount
+
+
+@dataclass(frozen=True)
+class TaxedAmount:
+    net: int  # what the line or shipping costs after discounts (as priced)
+    tax: int  # tax contained in ``net`` (inclusive) or to be added to it (exclusive)
+    inclusive: bool
+
+    @property
+    def gross(self) -> int:
+        """What the customer pays."""
+        return self.net if self.inclusive else self.net + self.tax
+
+
+def taxed(amount: int, rule: TaxRule | None) -> TaxedAmount:
+    """Without a rule there is no tax (and nothing to add)."""
+    return TaxedAmount(amount, tax_for(amount, rule), rule.inclusive if rule else True)
+
+
+# --- refunds for returned units ---------------------------------------------------------------
+
+
+def refund_share(line_total: int, quantity: int, already: int, count: int) -> int:
+    """What ``count`` more returned units of a line are worth when ``already`` units were
+    returned before. Cumulative half-up rounding: all units together are worth exactly the
+    line total."""
+    if quantity <= 0 or count <= 0:
+        return 0
+
+    def cumulative(units: int) -> int:
+        return round_half_up(Fraction(line_total * units, quantity))
+
+    return cumulative(already + count) - cumulative(already)
+
+
+# Return windows (days) per channel type when a channel has no policy of its own.
+DEFAULT_RETURN_WINDOW_DAYS = {"web": 30, "app": 30, "store": 30, "social": 30, "marketplace": 14}
+RETURNABLE_STATUSES = frozenset({S.SHIPPED, S.DELIVERED, S.PICKED_UP, S.COMPLETED})
+
+
+def return_window_days(channel_type: str, configured: int | None) -> int:
+    if configured is not None:
+        return configured
+    return DEFAULT_RETURN_WINDOW_DAYS.get(channel_type, 30)
+
+
+def check_return_window(start: datetime, now: datetime, days: int) -> datetime:
+    """The moment the window closes; 422 ``return_window_closed`` when it has passed."""
+    closes = start + timedelta(days=days)
+    if now > closes:
+        raise AppError(
+            "return_window_closed",
+            f"the {days}-day return window closed on {closes.date().isoformat()}",
+            422,
+            {"window_days": days, "closed_at": closes.isoformat()},
+        )
+    return closes
+
+
+class Condition(StrEnum):
+    SELLABLE = "sellable"  # back on the shelf of the receiving location
+    DAMAGED = "damaged"  # written off at the receiving location
+
+
+# --- register (POS) rules ----------------------------------------------------------------------
+
+
+def cash_change(due: int, tendered: int) -> int:
+    """Change to hand back for a cash tender covering ``due``."""
+    if tendered < due:
+        raise AppError(
+            "insufficient_cash",
+            "the cash tendered does not cover the amount due",
+            422,
+            {"due": due, "tendered": tendered},
+        )
+    return tendered - due
+
+
+def missing_sequences(contiguous_through: int, seen_after: Sequence[int]) -> list[int]:
+    """Sequence numbers a register has not sent yet: the gaps after the last contiguous one."""
+    present = set(seen_after)
+    top = max(present, default=contiguous_through)
+    return [n for n in range(contiguous_through + 1, top + 1) if n not in present]
+
+
+def advance_contiguous(contiguous_through: int, seen_after: Sequence[int]) -> int:
+    present = set(seen_after)
+    n = contiguous_through
+    while n + 1 in present:
+        n += 1
+    return n

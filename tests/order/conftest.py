@@ -1,0 +1,21 @@
+"""Fixtures of the order tests: fixed customer keys (customers are created in some tests) and a
+small shop with channels, locations, stock, prices, taxes and shipping rates."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMNI_PII_KEYS", "JhM0nDTN7n6vJ4Yt1r0t3cBm3zj0G3yW1m4Ck4v6b5E=")
+os.environ.setdefault("OMNI_PII_INDEX_KEY", "test-blind-index-key-0123456789")
+os.environ.setdefault("OMNI_PII_KEY_FILE", str(Path(tempfile.gettempdir()) / "omni-test-pii.keys"))
+
+import pytest  # noqa: E402
+
+from tests.order.helpers import Shop, build_shop  # noqa: E402
+
+
+@pytest.fixture()
+def shop(session, make_key) -> Shop:  # type: ignore[no-untyped-def]
+    return build_shop(session, make_key)
