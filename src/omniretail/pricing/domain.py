@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from typing import NamedTuple
 
 # --- price resolution -----------------------------------------------------------------------
 
@@ -306,8 +307,9 @@ class Cart:
     shipping_amount: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class LineDiscount:
+class LineDiscount(NamedTuple):
+    """A discount on one line (a named tuple: carts create hundreds of these)."""
+
     promotion_id: str
     name: str
     level: str  # "line" (item promotion) or "order" (share of a cart-wide discount)
