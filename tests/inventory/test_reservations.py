@@ -45,6 +45,12 @@ def test_any_of_these_prefers_one_location_that_holds_it_all(session):
     assert _lines(view) == [(b, 4)]
 
 
+def test_any_of_these_splits_over_the_fewest_locations_when_none_holds_it_all(session):
+    a, b, c = _setup(session, (2, 4, 3))
+    view = service.reserve(session, [("MUG", 6)], locations=[a, b, c], strategy="any", now=T0)
+    assert _lines(view) == [(b, 4), (c, 2)]
+
+
 def test_hold_expires_after_the_default_15_minutes(session):
     a, _ = _setup(session)
     view = service.reserve(session, [("MUG", 1)], locations=[a], now=T0)

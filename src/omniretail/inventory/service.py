@@ -21,6 +21,7 @@ Services flush, never commit.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -1163,9 +1164,10 @@ def _reserve_once(
     kind: str,
     mode: str,
 ) -> ReservationView:
-    """One attempt. ``guess`` (PostgreSQL): the first candidate location fills every item, in
-    one statement without a read; ``read``: read, plan, conditional updates; ``locked``: lock
-    the rows and reclaim their expired holds first, then read and plan (exact)."""
+    """One attempt. ``guess`` (PostgreSQL): one candidate location (the first; for ``any``
+    a random one) fills every item, in one statement without a read; ``read``: read, plan,
+    conditional updates; ``locked``: lock the rows and reclaim their expired holds first,
+    then read and plan (exact)."""
     reservation_id = new_id("rsv")
     expires_at = now + timedelta(seconds=ttl)
     header = {
@@ -1179,7 +1181,14 @@ def _reserve_once(
     }
     pessimistic = mode == "locked"
     if mode == "guess":
-        guess = [(sku, candidates[0], q) for sku, q in items.items()]
+        # "any of these": the caller does not mind which location fills a line, so start at a
+        # random candidate to spread a hot SKU over its locations instead of one locked row.
+        first = (
+            candidates[random.randrange(len(candidates))]
+            if split is SplitStrategy.ANY
+            else (candidates[0])
+        )
+        guess = [(sku, first, q) for sku, q in items.items()]
         if not _hold_in_one_statement(session, guess, candidates, header):
             raise _Retry()
         return _view(reservation_id, ctx, reference, kind, now, expires_at, guess)
