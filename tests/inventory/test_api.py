@@ -1,10 +1,14 @@
 """The inventory API over HTTP: error shape, roles, idempotent replays, availability."""
 
+from datetime import timedelta
+
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from omniretail.catalog import service as catalog
 from omniretail.cli import app as cli
+from omniretail.core.timeutil import utcnow
+from omniretail.inventory import service
 from omniretail.inventory.models import Reservation
 from tests.inventory.factories import make_location, make_skus, receive, snapshot
 
@@ -210,3 +214,36 @@ def test_verify_endpoint_and_command_report_drift(client, admin, session, db):
     result = CliRunner().invoke(cli, ["inventory", "verify"])
     assert result.exit_code == 1
     assert "on_hand is 1, ledger says 5" in result.output
+
+
+def test_channel_key_reserves_for_its_own_channel_only(client, make_key, session):
+    wh = _stocked(session)
+    web = catalog.create_channel(
+        session, code="web", name="Web", type="web", currency="EUR", country="FR", locale="fr-FR"
+    )
+    app = catalog.create_channel(
+        session, code="app", name="App", type="app", currency="EUR", country="FR", locale="fr-FR"
+    )
+    session.commit()
+    web_key = make_key("channel", channel_id=web.id)
+    created = client.post(
+        "/api/v1/reservations",
+        json={"items": [{"sku": "BAG", "quantity": 1}], "locations": [wh]},
+        headers=web_key,
+    )
+    assert (created.status_code, created.json()["channel_id"]) == (201, web.id)
+    other = client.get(
+        f"/api/v1/reservations/{created.json()['id']}",
+        headers=make_key("channel", channel_id=app.id),
+    )
+    assert (other.status_code, other.json()["error"]["code"]) == (404, "reservation_not_found")
+
+
+def test_expire_reservations_command_cleans_up_expired_holds(session, db):
+    wh = _stocked(session)
+    service.reserve(session, [("BAG", 2)], locations=[wh], now=utcnow() - timedelta(minutes=20))
+    session.commit()
+    result = CliRunner().invoke(cli, ["inventory", "expire-reservations"])
+    assert result.exit_code == 0
+    assert "expired 1 reservation lines" in result.output
+    assert session.scalar(select(Reservation.status)) == "expired"
