@@ -54,3 +54,37 @@ def test_money_format_uses_currency_exponent():
     assert Money(123456, "EUR").format() == "1234.56 EUR"
     assert Money(500, "JPY").format() == "500 JPY"
     assert Money(-5, "GBP").format() == "-0.05 GBP"
+
+
+def test_allocate_ties_go_to_the_earlier_part():
+    assert allocate(2, [1, 1, 1]) == [1, 1, 0]
+
+
+def test_allocate_over_zero_weights_goes_to_the_first_part():
+    assert allocate(5, [0, 0]) == [5, 0]
+
+
+def _exact_half_up(value: Fraction) -> int:
+    """Reference: floor(|x| + 1/2) with the sign put back, computed on exact fractions."""
+    magnitude = abs(value) + Fraction(1, 2)
+    whole = magnitude.numerator // magnitude.denominator
+    return whole if value >= 0 else -whole
+
+
+@given(
+    amount=st.integers(min_value=-(10**9), max_value=10**9),
+    percent=st.fractions(min_value=0, max_value=100, max_denominator=10_000),
+)
+def test_percent_of_matches_exact_rational_rounding(amount, percent):
+    assert percent_of(amount, percent) == _exact_half_up(Fraction(amount) * percent / 100)
+
+
+@given(
+    total=st.integers(min_value=0, max_value=10**9),
+    weights=st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=30),
+)
+def test_allocate_parts_are_within_one_unit_of_exact_share(total, weights):
+    parts = allocate(total, weights)
+    for part, weight in zip(parts, weights, strict=True):
+        exact = Fraction(total * weight, sum(weights))
+        assert exact - 1 < part < exact + 1

@@ -8,6 +8,7 @@ always add up exactly to the whole.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -19,39 +20,51 @@ def currency_exponent(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), 2)
 
 
+def div_half_up(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half-up (.5 away from zero); ``denominator > 0``."""
+    q, r = divmod(abs(numerator), denominator)
+    if 2 * r >= denominator:
+        q += 1
+    return q if numerator >= 0 else -q
+
+
 def round_half_up(value: Fraction) -> int:
     """Round an exact fraction to the nearest integer, .5 away from zero."""
-    sign = -1 if value < 0 else 1
-    magnitude = abs(value)
-    whole, rest = divmod(magnitude.numerator, magnitude.denominator)
-    if 2 * rest >= magnitude.denominator:
-        whole += 1
-    return sign * whole
+    return div_half_up(value.numerator, value.denominator)
 
 
 def percent_of(amount: int, percent: Fraction | int | str) -> int:
-    """``percent`` % of ``amount`` minor units, rounded half-up. ``percent`` may be '12.5'."""
-    return round_half_up(Fraction(amount) * Fraction(percent) / 100)
+    """``percent`` % of ``amount`` minor units, rounded half-up. ``percent`` may be '12.5'.
+
+    Integer arithmetic only (hot path of the promotions engine)."""
+    p = percent if isinstance(percent, Fraction) else Fraction(percent)
+    return div_half_up(amount * p.numerator, 100 * p.denominator)
 
 
-def allocate(total: int, weights: list[int]) -> list[int]:
-    """Split ``total`` over ``weights`` proportionally; parts sum exactly to ``total``.
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` over non-negative ``weights`` proportionally; parts sum exactly to
+    ``total``.
 
     Largest remainder method; ties go to the earlier part, so the result is deterministic.
+    With all weights zero the first part takes everything.
     """
     if not weights:
         return []
     weight_sum = sum(weights)
     if weight_sum == 0:
-        parts = [0] * len(weights)
-        parts[0] = total
-        return parts
-    exact = [Fraction(total * w, weight_sum) for w in weights]
-    floors = [e.numerator // e.denominator for e in exact]
-    remainder = total - sum(floors)
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in order[:remainder]:
-        floors[i] += 1
+        return [total] + [0] * (len(weights) - 1)
+    floors: list[int] = []
+    remainders: list[int] = []
+    for w in weights:
+        q, r = divmod(total * w, weight_sum)
+        floors.append(q)
+        remainders.append(r)
+    left = total - sum(floors)
+    if left:
+        # the sort is stable, so equal remainders keep the earlier part first
+        order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
+        for i in order[:left]:
+            floors[i] += 1
     return floors
 
 

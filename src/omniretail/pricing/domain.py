@@ -13,6 +13,8 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import NamedTuple
 
+from omniretail.core.money import allocate, div_half_up, percent_of
+
 # --- price resolution -----------------------------------------------------------------------
 
 
@@ -500,41 +502,6 @@ def _window_problem(p: Promotion, now: datetime) -> str | None:
 # uses these integer forms of the same functions (tests check they agree with core.money).
 
 
-def div_half_up(numerator: int, denominator: int) -> int:
-    """``round_half_up(Fraction(numerator, denominator))`` for ``denominator > 0``."""
-    q, r = divmod(abs(numerator), denominator)
-    if 2 * r >= denominator:
-        q += 1
-    return q if numerator >= 0 else -q
-
-
-def percent_of_int(amount: int, percent: Fraction) -> int:
-    """``core.money.percent_of(amount, percent)`` in integer arithmetic."""
-    return div_half_up(amount * percent.numerator, 100 * percent.denominator)
-
-
-def allocate_int(total: int, weights: Sequence[int]) -> list[int]:
-    """``core.money.allocate(total, weights)`` for non-negative weights, in integers."""
-    if not weights:
-        return []
-    weight_sum = sum(weights)
-    if weight_sum == 0:
-        return [total] + [0] * (len(weights) - 1)
-    floors = []
-    remainders = []
-    for w in weights:
-        q, r = divmod(total * w, weight_sum)
-        floors.append(q)
-        remainders.append(r)
-    left = total - sum(floors)
-    if left:
-        # largest remainder first; the sort is stable, so ties keep the earlier part first
-        order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
-        for i in order[:left]:
-            floors[i] += 1
-    return floors
-
-
 def _targeted(p: Promotion, lines: Sequence[CartLine]) -> tuple[int, ...]:
     if p.cart_wide:
         return tuple(range(len(lines)))
@@ -595,12 +562,12 @@ def _apply(
             base = sum(weights)
             if p.kind is PromotionKind.PERCENT_OFF:
                 assert p.percent is not None
-                effect = min(percent_of_int(base, p.percent), base)
+                effect = min(percent_of(base, p.percent), base)
             else:
                 effect = min(p.amount, base)
             if effect > 0:
                 allocation = [0] * len(lines)
-                for i, part in zip(idx, allocate_int(effect, weights), strict=True):
+                for i, part in zip(idx, allocate(effect, weights), strict=True):
                     allocation[i] = part
                     if part:
                         remaining[i] -= part
@@ -628,7 +595,7 @@ def _item_discounts(
     if p.kind is PromotionKind.PERCENT_OFF:
         assert p.percent is not None
         percent = p.percent
-        return [(i, percent_of_int(remaining[i], percent)) for i in idx]
+        return [(i, percent_of(remaining[i], percent)) for i in idx]
     if p.kind is PromotionKind.AMOUNT_OFF:
         return [(i, p.amount * lines[i].quantity) for i in idx]
     # buy X get Y: for every X+Y eligible units, the Y cheapest units (over the whole
