@@ -11,9 +11,9 @@ os.environ.setdefault("OMNI_PII_KEYS", "JhM0nDTN7n6vJ4Yt1r0t3cBm3zj0G3yW1m4Ck4v6
 os.environ.setdefault("OMNI_PII_INDEX_KEY", "test-blind-index-key-0123456789")
 os.environ.setdefault("OMNI_PII_KEY_FILE", str(Path(tempfile.gettempdir()) / "omni-test-pii.keys"))
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.order.helpers import Shop, build_shop  # noqa: E402
+from tests.order.helpers import Shop, build_shop
 
 
 @pytest.fixture()

@@ -64,9 +64,19 @@ class Shop:
 
 def build_shop(session: Session, make_key: Any) -> Shop:
     ids = {}
-    for code, type_ in (("web", "web"), ("app", "app"), ("market", "marketplace"), ("shop-floor", "store")):
+    for code, type_ in (
+        ("web", "web"),
+        ("app", "app"),
+        ("market", "marketplace"),
+        ("shop-floor", "store"),
+    ):
         ids[code] = catalog.create_channel(
-            session, code=code, name=code.title(), type=type_, currency="GBP", country="GB",
+            session,
+            code=code,
+            name=code.title(),
+            type=type_,
+            currency="GBP",
+            country="GB",
             locale="en-GB",
         ).id
     book = pricing.create_price_book(session, code="gbp", name="GBP", currency="GBP")
@@ -85,17 +95,31 @@ def build_shop(session: Session, make_key: Any) -> Shop:
     )
     pricing.upsert_prices(session, book.id, [PriceInput(s, a) for s, a in PRICES.items()])
     wh = inventory.create_location(
-        session, code="wh", name="Warehouse", type="warehouse", timezone="Europe/London",
-        capabilities=["ship", "returns"], address=GB,
+        session,
+        code="wh",
+        name="Warehouse",
+        type="warehouse",
+        timezone="Europe/London",
+        capabilities=["ship", "returns"],
+        address=GB,
     )
     store = inventory.create_location(
-        session, code="soho", name="Soho", type="store", timezone="Europe/London",
+        session,
+        code="soho",
+        name="Soho",
+        type="store",
+        timezone="Europe/London",
         capabilities=["pickup", "curbside", "ship_from_store", "same_day", "returns"],
         address=GB,
     )
     locker = inventory.create_location(
-        session, code="locker-1", name="Locker 1", type="locker", timezone="Europe/London",
-        capabilities=["pickup"], address=GB,
+        session,
+        code="locker-1",
+        name="Locker 1",
+        type="locker",
+        timezone="Europe/London",
+        capabilities=["pickup"],
+        address=GB,
     )
     for loc, qty in ((wh.id, 10), (store.id, 5)):
         inventory.record_movement(
@@ -149,7 +173,12 @@ def count(session: Session, model: type) -> int:
 
 def stock(session: Session, sku: str, location_id: str) -> dict[str, int]:
     b = inventory.stock_balance(session, sku, location_id)
-    return {"on_hand": b.on_hand, "allocated": b.allocated, "held": b.held, "available": b.available}
+    return {
+        "on_hand": b.on_hand,
+        "allocated": b.allocated,
+        "held": b.held,
+        "available": b.available,
+    }
 
 
 def state(session: Session) -> dict[str, Any]:
@@ -168,9 +197,7 @@ def state(session: Session) -> dict[str, Any]:
             for b in inventory.stock_balances(session)
         ],
         "gift_cards": sorted(
-            session.execute(
-                select(pay.ACCOUNTS.c.id, pay.ACCOUNTS.c.balance)
-            ).all()
+            session.execute(select(pay.ACCOUNTS.c.id, pay.ACCOUNTS.c.balance)).all()
         ),
     }
 
