@@ -1,0 +1,309 @@
+"""Recording sales, returns, cancellations and tracked sessions in the analytics store.
+
+These are the public entry points for the other contexts' facts. They take plain values (no
+objects of another context), are idempotent (a fact already recorded is skipped and the call
+returns ``False``) and write in the caller's transaction (flush, never commit), so an outbox
+subscriber can call them directly (see ``subscribers.py`` for the event payloads).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from omniretail.analytics.domain import Kind, LineType
+from omniretail.analytics.models import (
+    CustomerDim,
+    OrderFact,
+    ProductDim,
+    SalesLine,
+    TrackedSession,
+)
+from omniretail.core.errors import invalid
+from omniretail.core.timeutil import as_utc
+
+_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")
+_LOCATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def dialect_insert(session: Session) -> Any:
+    """``INSERT ... ON CONFLICT`` constructor of the session's dialect (SQLite/PostgreSQL)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+@dataclass(frozen=True)
+class FactLine:
+    """A line of a sale or return: positive ``quantity`` units at ``unit_price_minor``."""
+
+    sku: str
+    quantity: int
+    unit_price_minor: int
+    line_type: str = LineType.PRODUCT.value
+    description: str = ""
+
+
+def _line(value: FactLine | Mapping[str, Any], index: int) -> FactLine:
+    if isinstance(value, FactLine):
+        line = value
+    else:
+        try:
+            line = FactLine(
+                sku=str(value["sku"]),
+                quantity=value["quantity"],
+                unit_price_minor=value["unit_price_minor"],
+                line_type=str(value.get("line_type") or LineType.PRODUCT.value),
+                description=str(value.get("description") or ""),
+            )
+        except KeyError as exc:
+            raise invalid(
+                "invalid_fact_line", f"line {index} lacks {exc.args[0]!r}", line=index
+            ) from None
+    if not 1 <= len(line.sku) <= 64:
+        raise invalid("invalid_fact_line", f"line {index}: SKU must be 1–64 characters")
+    for name in ("quantity", "unit_price_minor"):
+        number = getattr(line, name)
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise invalid("invalid_fact_line", f"line {index}: {name} must be an integer")
+    if line.quantity <= 0:
+        raise invalid("invalid_fact_line", f"line {index}: quantity must be positive")
+    if line.unit_price_minor < 0:
+        raise invalid("invalid_fact_line", f"line {index}: unit price cannot be negative")
+    if line.line_type not in {t.value for t in LineType}:
+        raise invalid("invalid_fact_line", f"line {index}: unknown line type {line.line_type!r}")
+    return line
+
+
+def _check_header(
+    ref: str, occurred_at: datetime, channel: str, location: str | None, currency: str
+) -> None:
+    if not ref or len(ref) > 64:
+        raise invalid("invalid_fact", "the order/return reference must be 1–64 characters")
+    if occurred_at.tzinfo is None:
+        raise invalid("invalid_fact", "occurred_at must be timezone-aware")
+    if not _CODE.match(channel):
+        raise invalid("invalid_fact", f"channel {channel!r} must be a code [a-z0-9_-]")
+    if location is not None and not _LOCATION.match(location):
+        raise invalid("invalid_fact", f"location {location!r} must be a code")
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise invalid("invalid_fact", f"invalid currency {currency!r}")
+
+
+def _record(
+    session: Session,
+    *,
+    kind: Kind,
+    source: str,
+    ref: str,
+    occurred_at: datetime,
+    channel: str,
+    lines: Sequence[FactLine | Mapping[str, Any]],
+    customer_key: str | None,
+    location: str | None,
+    currency: str,
+    original_order_ref: str | None = None,
+    session_key: str | None = None,
+) -> bool:
+    _check_header(ref, occurred_at, channel, location, currency)
+    if not lines:
+        raise invalid("invalid_fact", "a sale or return needs at least one line")
+    parsed = [_line(v, i) for i, v in enumerate(lines, start=1)]
+    sign = -1 if kind is Kind.RETURN else 1
+    at = as_utc(occurred_at)
+    product = [ln for ln in parsed if ln.line_type == LineType.PRODUCT.value]
+    service = [ln for ln in parsed if ln.line_type == LineType.SERVICE.value]
+    insert = dialect_insert(session)
+    result = session.execute(
+        insert(cast(Table, OrderFact.__table__))
+        .values(
+            source=source,
+            order_ref=ref,
+            kind=kind.value,
+            channel=channel,
+            location=location,
+            customer_key=customer_key,
+            occurred_at=at,
+            currency=currency,
+            revenue_minor=sign * sum(ln.quantity * ln.unit_price_minor for ln in product),
+            service_minor=sign * sum(ln.quantity * ln.unit_price_minor for ln in service),
+            units=sign * sum(ln.quantity for ln in product),
+            product_lines=len(product),
+            cancelled=False,
+            original_order_ref=original_order_ref,
+            session_key=session_key,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "order_ref"])
+        .returning(OrderFact.id)
+    )
+    if result.first() is None:
+        return False  # recorded before: idempotent
+    session.execute(
+        insert(cast(Table, SalesLine.__table__)).on_conflict_do_nothing(
+            index_elements=["source", "order_ref", "line_no"]
+        ),
+        [
+            {
+                "source": source,
+                "order_ref": ref,
+                "line_no": number,
+                "kind": kind.value,
+                "line_type": ln.line_type,
+                "channel": channel,
+                "location": location,
+                "customer_key": customer_key,
+                "sku": ln.sku,
+                "quantity": sign * ln.quantity,
+                "unit_price_minor": ln.unit_price_minor,
+                "amount_minor": sign * ln.quantity * ln.unit_price_minor,
+                "currency": currency,
+                "occurred_at": at,
+            }
+            for number, ln in enumerate(parsed, start=1)
+        ],
+    )
+    session.execute(
+        insert(cast(Table, ProductDim.__table__)).on_conflict_do_nothing(index_elements=["sku"]),
+        [
+            {
+                "sku": ln.sku,
+                "description": ln.description[:300],
+                "line_type": "service" if ln.line_type == "service" else "product",
+            }
+            for ln in {ln.sku: ln for ln in parsed}.values()
+        ],
+    )
+    if customer_key:
+        session.execute(
+            insert(cast(Table, CustomerDim.__table__))
+            .values(customer_key=customer_key, country=None, first_seen_at=at)
+            .on_conflict_do_nothing(index_elements=["customer_key"])
+        )
+    if session_key and kind is Kind.SALE:
+        session.execute(
+            update(TrackedSession)
+            .where(TrackedSession.session_key == session_key, TrackedSession.order_ref.is_(None))
+            .values(order_ref=ref)
+        )
+    session.flush()
+    return True
+
+
+def record_sale_fact(
+    session: Session,
+    *,
+    order_ref: str,
+    occurred_at: datetime,
+    channel: str,
+    lines: Sequence[FactLine | Mapping[str, Any]],
+    customer_key: str | None = None,
+    location: str | None = None,
+    currency: str = "GBP",
+    source: str = "order",
+    session_key: str | None = None,
+) -> bool:
+    """*Public interface.* Record a placed order or POS sale (lines with positive quantities;
+    ``customer_key`` ``None`` for a guest). A ``session_key`` marks that tracked session as
+    converted. Returns ``False`` when ``(source, order_ref)`` was recorded before."""
+    return _record(
+        session,
+        kind=Kind.SALE,
+        source=source,
+        ref=order_ref,
+        occurred_at=occurred_at,
+        channel=channel,
+        lines=lines,
+        customer_key=customer_key,
+        location=location,
+        currency=currency,
+        session_key=session_key,
+    )
+
+
+def record_return_fact(
+    session: Session,
+    *,
+    return_ref: str,
+    occurred_at: datetime,
+    channel: str,
+    lines: Sequence[FactLine | Mapping[str, Any]],
+    customer_key: str | None = None,
+    location: str | None = None,
+    currency: str = "GBP",
+    source: str = "order",
+    original_order_ref: str | None = None,
+) -> bool:
+    """*Public interface.* Record a received return (positive quantities of returned units;
+    stored negative). ``channel``/``location`` are where it was returned, which may differ
+    from where it was bought. Idempotent by ``(source, return_ref)``."""
+    return _record(
+        session,
+        kind=Kind.RETURN,
+        source=source,
+        ref=return_ref,
+        occurred_at=occurred_at,
+        channel=channel,
+        lines=lines,
+        customer_key=customer_key,
+        location=location,
+        currency=currency,
+        original_order_ref=original_order_ref,
+    )
+
+
+def record_cancellation_fact(session: Session, *, order_ref: str, source: str = "order") -> bool:
+    """*Public interface.* An order cancelled before fulfilment drops out of revenue and order
+    counts (KPIs are net of cancellations). Returns ``False`` if unknown or already cancelled."""
+    result = session.execute(
+        update(OrderFact)
+        .where(
+            OrderFact.source == source,
+            OrderFact.order_ref == order_ref,
+            OrderFact.kind == Kind.SALE.value,
+            OrderFact.cancelled.is_(False),
+        )
+        .values(cancelled=True)
+    )
+    session.flush()
+    return bool(getattr(result, "rowcount", 0))
+
+
+def record_session_fact(
+    session: Session,
+    *,
+    session_key: str,
+    channel: str,
+    started_at: datetime,
+    customer_key: str | None = None,
+) -> bool:
+    """*Public interface.* Record a tracked storefront session (for conversion). An order that
+    already carries this ``session_key`` converts it at once. Idempotent by key."""
+    if not session_key or len(session_key) > 80:
+        raise invalid("invalid_fact", "the session key must be 1–80 characters")
+    _check_header("session", started_at, channel, None, "GBP")
+    converted = session.scalar(
+        select(OrderFact.order_ref)
+        .where(OrderFact.session_key == session_key, OrderFact.kind == Kind.SALE.value)
+        .limit(1)
+    )
+    result = session.execute(
+        dialect_insert(session)(cast(Table, TrackedSession.__table__))
+        .values(
+            session_key=session_key,
+            channel=channel,
+            customer_key=customer_key,
+            started_at=as_utc(started_at),
+            order_ref=converted,
+        )
+        .on_conflict_do_nothing(index_elements=["session_key"])
+        .returning(TrackedSession.session_key)
+    )
+    created = result.first() is not None
+    session.flush()
+    return created
