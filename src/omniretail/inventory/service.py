@@ -1757,9 +1757,12 @@ def availability(
                 pickups.append((loc, d))
         pickups.sort(key=lambda item: (item[1], item[0].code))
     buffer = ctx.buffer
+    with_expired = session.execute(_ANY_EXPIRED, {"now": at}).first() is not None
     per_sku: dict[str, dict[str, int]] = {}
     if ctx.location_ids:
-        per_sku = _positive_atp(session, "sku", wanted, list(ctx.location_ids), buffer, at)
+        per_sku = _positive_atp(
+            session, "sku", wanted, list(ctx.location_ids), buffer, at, with_expired
+        )
     missing = [sku for sku in wanted if sku not in per_sku]
     if missing:
         catalog.require_variants(session, missing)  # sold out everywhere, or unknown: 404
@@ -1772,7 +1775,7 @@ def availability(
         per_loc: dict[str, dict[str, int]] = {}
         if pickups:
             ids = [loc.id for loc, _ in pickups]
-            per_loc = _positive_atp(session, "location", wanted, ids, buffer, at)
+            per_loc = _positive_atp(session, "location", wanted, ids, buffer, at, with_expired)
         pickup_out = [
             PickupLocation(
                 location_id=loc.id,
@@ -1788,40 +1791,45 @@ def availability(
     return Availability(ctx.channel_code, buffer, items, pickup_out)
 
 
-def _atp_query(by: str, postgres: bool) -> Any:
+def _atp_query(by: str, postgres: bool, with_expired: bool) -> Any:
     """Positive ATP after the buffer, aggregated in the database into one JSON object per SKU
-    ({location: units}) or per location ({sku: units}): no per-row work in Python."""
-    expired = _expired_holds()
-    value = (
-        S.on_hand
-        - S.allocated
-        - S.held
-        + func.coalesce(expired.c.units, 0)
-        - S.safety_stock
-        - bindparam("buffer")
-    ).label("v")
+    ({location: units}) or per location ({sku: units}): no per-row work in Python. The
+    expired-holds correction is joined only when such holds exist (rare between sweeps)."""
+    held: Any = S.held
+    source: Any = STOCK
+    if with_expired:
+        expired = _expired_holds()
+        held = S.held - func.coalesce(expired.c.units, 0)
+        source = STOCK.outerjoin(expired, expired.c.stock_id == S.id)
+    value = (S.on_hand - S.allocated - held - S.safety_stock - bindparam("buffer")).label("v")
+    # SQLite, many locations: walk each SKU's index range and filter the locations instead of
+    # one index probe per (SKU, location) pair (``|| ''`` keeps the planner off the column).
+    location = S.location_id if postgres or by != "sku" else S.location_id.op("||")(literal(""))
     inner = (
         select(S.sku, S.location_id, value)
-        .select_from(STOCK.outerjoin(expired, expired.c.stock_id == S.id))
+        .select_from(source)
         .where(
             S.sku.in_(bindparam("skus", expanding=True)),
-            S.location_id.in_(bindparam("locs", expanding=True)),
+            location.in_(bindparam("locs", expanding=True)),
         )
         .subquery("atp")
     )
     group, key = (
-        (inner.c.sku, inner.c.location_id)
-        if by == "sku"
-        else (
-            inner.c.location_id,
-            inner.c.sku,
-        )
+        (inner.c.sku, inner.c.location_id) if by == "sku" else (inner.c.location_id, inner.c.sku)
     )
     agg = func.json_object_agg if postgres else func.json_group_object
     return select(group, agg(key, inner.c.v)).where(inner.c.v > 0).group_by(group)
 
 
-_ATP_QUERIES = {(by, pg): _atp_query(by, pg) for by in ("sku", "location") for pg in (True, False)}
+_ATP_QUERIES = {
+    (by, pg, exp): _atp_query(by, pg, exp)
+    for by in ("sku", "location")
+    for pg in (True, False)
+    for exp in (True, False)
+}
+_ANY_EXPIRED = (
+    select(L.id).where(L.status == LineStatus.HELD.value, L.expires_at <= bindparam("now")).limit(1)
+)
 
 
 def _positive_atp(
@@ -1831,10 +1839,11 @@ def _positive_atp(
     location_ids: list[str],
     buffer: int,
     now: datetime,
+    with_expired: bool,
 ) -> dict[str, dict[str, int]]:
     postgres = session.get_bind().dialect.name == "postgresql"
     rows = session.execute(
-        _ATP_QUERIES[(by, postgres)],
+        _ATP_QUERIES[(by, postgres, with_expired)],
         {"skus": skus, "locs": location_ids, "buffer": buffer, "now": now},
     ).all()
     return {k: v if isinstance(v, dict) else json.loads(v) for k, v in rows}
