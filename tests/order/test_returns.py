@@ -330,3 +330,24 @@ def test_a_return_is_received_once(client, shop, session):
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "return_not_open"
     assert state(session) == before
+
+
+def test_erasing_a_customer_removes_their_personal_data_from_orders(client, shop, session):
+    from omniretail.core.events import dispatch_pending
+    from omniretail.customer import service as customers
+
+    # Given a delivered order of a customer
+    customer = make_customer(session, "forget@example.com")
+    order = _delivered_order(client, shop, customer=customer)
+
+    # When the customer is erased and the event is delivered
+    customers.erase_customer(session, customer, actor="test", reason="GDPR request")
+    dispatch_pending(session)
+    session.commit()
+
+    # Then the order keeps its money and lines but no address or email
+    kept = session.get(Order, order["id"])
+    session.refresh(kept)
+    assert (kept.email, kept.shipping_address, kept.billing_address) == (None, None, None)
+    assert (kept.total, kept.customer_id) == (order["total"], customer)
+    assert all("address" not in g for g in kept.delivery)

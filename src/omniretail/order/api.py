@@ -23,7 +23,7 @@ from omniretail.core.web import (
     storefront,
 )
 from omniretail.order import payments as pay
-from omniretail.order import pos, rates, returns, service
+from omniretail.order import pos, rates, returns, service, subscribers
 from omniretail.order.domain import TenderRequest
 from omniretail.order.models import Cart, Order, PosDiscrepancy, Register, ReturnAuthorization
 from omniretail.order.schemas import (
@@ -105,6 +105,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/api/v1", route_class=TransactionalRoute, responses=RESPONSES)
+subscribers.register()
 ORDERS: list[str | Any] = ["orders"]
 POS: list[str | Any] = ["pos"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Integer, cast, delete, literal, or_, select, union_all
+from sqlalchemy import Integer, bindparam, cast, delete, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from omniretail.catalog import service as catalog
@@ -70,12 +70,7 @@ def tax_rules(session: Session, countries: Iterable[str]) -> list[TaxRule]:
     return [TaxRule(c, r or None, bp, inc) for c, r, bp, inc in rows]
 
 
-def checkout_settings(
-    session: Session, countries: Iterable[str], channel_id: str | None
-) -> tuple[list[TaxRule], list[ShippingRate]]:
-    """The tax rules of the destination countries and (when ``channel_id`` is given) the
-    channel's shipping rates, in one round trip."""
-    wanted = sorted({c for c in countries if c})
+def _settings_statements() -> tuple[Any, Any]:
     tax = select(
         literal("tax").label("kind"),
         TaxRate.country.label("a"),
@@ -83,21 +78,33 @@ def checkout_settings(
         literal("").label("c"),
         TaxRate.rate_bp.label("n1"),
         cast(TaxRate.inclusive, Integer).label("n2"),
-    ).where(TaxRate.country.in_(wanted or [""]))
-    query: Any = tax
+    ).where(TaxRate.country.in_(bindparam("countries", expanding=True)))
+    ship = select(
+        literal("ship"),
+        ShippingRateRow.country,
+        ShippingRateRow.channel_id,
+        ShippingRateRow.method,
+        ShippingRateRow.amount,
+        ShippingRateRow.free_over,
+    ).where(or_(ShippingRateRow.channel_id == "", ShippingRateRow.channel_id == bindparam("ch")))
+    return tax, union_all(tax, ship)
+
+
+_TAX_ONLY, _TAX_AND_SHIPPING = _settings_statements()
+
+
+def checkout_settings(
+    session: Session, countries: Iterable[str], channel_id: str | None
+) -> tuple[list[TaxRule], list[ShippingRate]]:
+    """The tax rules of the destination countries and (when ``channel_id`` is given) the
+    channel's shipping rates, in one round trip."""
+    params: dict[str, Any] = {"countries": sorted({c for c in countries if c}) or [""]}
     if channel_id is not None:
-        ship = select(
-            literal("ship"),
-            ShippingRateRow.country,
-            ShippingRateRow.channel_id,
-            ShippingRateRow.method,
-            ShippingRateRow.amount,
-            ShippingRateRow.free_over,
-        ).where(or_(ShippingRateRow.channel_id == "", ShippingRateRow.channel_id == channel_id))
-        query = union_all(tax, ship)
+        params["ch"] = channel_id
+    query = _TAX_AND_SHIPPING if channel_id is not None else _TAX_ONLY
     rules: list[TaxRule] = []
     shipping: list[ShippingRate] = []
-    for kind, a, b, c, n1, n2 in session.execute(query):
+    for kind, a, b, c, n1, n2 in session.execute(query, params):
         if kind == "tax":
             rules.append(TaxRule(a, b or None, int(n1), bool(n2)))
         else:

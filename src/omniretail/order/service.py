@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, false, func, or_, select, update
+from sqlalchemy import String, Table, and_, bindparam, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -908,23 +908,40 @@ class Completed:
     created: bool
 
 
+def _claim_statement(with_token: bool) -> Any:
+    c = CARTS.c
+    stmt = update(CARTS).where(c.id == bindparam("cart_id"), c.status == "active")
+    if with_token:
+        stmt = stmt.where(
+            select(TOKENS.c.cart_id)
+            .where(TOKENS.c.cart_id == c.id, TOKENS.c.token_hash == bindparam("token_hash"))
+            .exists()
+        )
+    return stmt.values(
+        status="ordered",
+        order_id=bindparam("order_id"),
+        version=c.version + 1,
+        updated_at=bindparam("now"),
+        channel_id=func.coalesce(bindparam("channel_id", type_=String), c.channel_id),
+    ).returning(*CARTS.c)
+
+
+_CLAIM = {True: _claim_statement(True), False: _claim_statement(False)}
+
+
 def _claim(session: Session, cart_id: str, access: Access, order_id: str, now: datetime) -> Any:
     """Claim the cart for the new order in one statement: it must be active (and the token
     right). On PostgreSQL the row stays locked until commit, so a concurrent second
     ``complete`` of the same cart waits and then finds it ordered."""
-    c = CARTS.c
-    stmt = update(CARTS).where(c.id == cart_id, c.status == "active")
-    if not access.staff:
-        stmt = stmt.where(_token_match(c.id, access.token))
-    values: dict[str, Any] = {
-        "status": "ordered",
+    params = {
+        "cart_id": cart_id,
         "order_id": order_id,
-        "version": c.version + 1,
-        "updated_at": now,
+        "now": now,
+        "channel_id": access.channel_id,
     }
-    if access.channel_id:
-        values["channel_id"] = access.channel_id
-    return session.execute(stmt.values(**values).returning(*CARTS.c)).first()
+    if not access.staff:
+        params["token_hash"] = token_hash(access.token or "")
+    return session.execute(_CLAIM[not access.staff], params).first()
 
 
 def complete(
@@ -1154,6 +1171,24 @@ def line_rows(
     return rows
 
 
+def _fraud_statement() -> Any:
+    o = ORDERS.c
+    customer = bindparam("customer_id", type_=String)
+    who = or_(o.customer_id == customer, and_(customer.is_(None), o.email == bindparam("email")))
+    card = o.card_fingerprint == bindparam("card", type_=String)
+    ip = o.client_ip == bindparam("ip", type_=String)
+    recent = o.placed_at >= bindparam("hour")
+    return select(
+        func.count().filter(who),
+        func.count().filter(and_(who, recent)),
+        func.count().filter(and_(card, recent)),
+        func.count().filter(and_(ip, recent)),
+    ).where(or_(who, card, ip), o.source == "online")
+
+
+_FRAUD = _fraud_statement()
+
+
 def _assess(
     session: Session,
     *,
@@ -1167,21 +1202,16 @@ def _assess(
     now: datetime,
 ) -> FraudAssessment:
     """Velocity (orders in the last hour per customer, card and IP), first order and
-    billing/shipping mismatch, counted in one statement."""
-    o = ORDERS.c
-    hour = now - timedelta(hours=1)
-    who = (
-        (o.customer_id == customer_id) if customer_id else (o.email == email) if email else false()
-    )
-    card = (o.card_fingerprint == card_fingerprint) if card_fingerprint else false()
-    ip = (o.client_ip == client_ip) if client_ip else false()
+    billing/shipping mismatch, counted in one statement (a NULL parameter matches nothing)."""
     counts = session.execute(
-        select(
-            func.count().filter(who),
-            func.count().filter(and_(who, o.placed_at >= hour)),
-            func.count().filter(and_(card, o.placed_at >= hour)),
-            func.count().filter(and_(ip, o.placed_at >= hour)),
-        ).where(or_(who, card, ip), o.source == "online")
+        _FRAUD,
+        {
+            "customer_id": customer_id,
+            "email": email,
+            "card": card_fingerprint,
+            "ip": client_ip,
+            "hour": now - timedelta(hours=1),
+        },
     ).one()
     signals = FraudSignals(
         order_total=total,
