@@ -21,13 +21,14 @@ Windows are ``[start, end)`` in UTC dates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, String, and_, case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from omniretail.analytics.domain import (
@@ -93,6 +94,32 @@ def resolve_window(session: Session, start: date | None, end: date | None) -> Wi
     return Window(start, end)
 
 
+def raw_timestamps(session: Session, column: Any) -> Any:
+    """Select a UTC timestamp column without per-row conversion: SQLite's stored text is
+    parsed by pandas in one vectorised call (``to_utc``)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return type_coerce(column, String())
+    return column
+
+
+def to_utc(values: Any) -> pd.Series:
+    return pd.Series(pd.to_datetime(pd.Series(values), utc=True, format="ISO8601"))
+
+
+ORDER_COLUMNS = (
+    "order_ref",
+    "kind",
+    "channel",
+    "customer_key",
+    "occurred_at",
+    "revenue_minor",
+    "units",
+    "product_lines",
+    "cancelled",
+    "currency",
+)
+
+
 def load_orders(
     session: Session,
     *,
@@ -102,14 +129,15 @@ def load_orders(
     currency: str | None = None,
 ) -> pd.DataFrame:
     """Orders and returns as a frame: order_ref, kind, channel, customer_key, occurred_at
-    (UTC), revenue_minor, units, product_lines, cancelled, currency."""
+    (UTC), revenue_minor, units, product_lines, cancelled, currency. One Core query, built
+    column-wise (no ORM rows)."""
     o = OrderFact
     query = select(
         o.order_ref,
         o.kind,
         o.channel,
         o.customer_key,
-        o.occurred_at,
+        raw_timestamps(session, o.occurred_at),
         o.revenue_minor,
         o.units,
         o.product_lines,
@@ -124,31 +152,73 @@ def load_orders(
         query = query.where(o.channel == channel)
     if currency is not None:
         query = query.where(o.currency == currency)
-    rows = session.execute(query).all()
+    rows = session.connection().execute(query).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in ORDER_COLUMNS]
     frame = pd.DataFrame(
-        rows,
-        columns=[
-            "order_ref",
-            "kind",
-            "channel",
-            "customer_key",
-            "occurred_at",
-            "revenue_minor",
-            "units",
-            "product_lines",
-            "cancelled",
-            "currency",
-        ],
+        {
+            name: pd.Series(values, dtype=object)
+            for name, values in zip(ORDER_COLUMNS, columns, strict=True)
+        }
     )
-    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True)
+    frame["occurred_at"] = to_utc(frame["occurred_at"])
+    for name in ("revenue_minor", "units", "product_lines"):
+        frame[name] = frame[name].astype("int64")
     frame["cancelled"] = frame["cancelled"].astype(bool)
     return frame
 
 
-def _single_currency(frame: pd.DataFrame, requested: str | None) -> str:
-    currencies = sorted(frame["currency"].dropna().unique())
+def orders_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``load_orders`` that are orders: sales with product lines, not cancelled."""
+    mask = (frame["kind"] == Kind.SALE.value) & (frame["product_lines"] > 0) & ~frame["cancelled"]
+    return frame[mask]
+
+
+def within(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
+    start, end = pd.Timestamp(_ts(window.start)), pd.Timestamp(_ts(window.end))
+    return frame[(frame["occurred_at"] >= start) & (frame["occurred_at"] < end)]
+
+
+# --- SQL aggregates -------------------------------------------------------------------------
+
+
+def _is_order() -> ColumnElement[bool]:
+    o = OrderFact
+    return and_(o.kind == Kind.SALE.value, o.product_lines > 0, o.cancelled.is_(False))
+
+
+def _in_window(window: Window) -> ColumnElement[bool]:
+    return and_(OrderFact.occurred_at >= _ts(window.start), OrderFact.occurred_at < _ts(window.end))
+
+
+def _filters(channel: str | None, currency: str | None) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if channel is not None:
+        out.append(OrderFact.channel == channel)
+    if currency is not None:
+        out.append(OrderFact.currency == currency)
+    return out
+
+
+def _month(session: Session) -> Any:
+    """``YYYY-MM`` of the UTC order time, in SQL."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.substr(type_coerce(OrderFact.occurred_at, String()), 1, 7)
+    return func.to_char(func.timezone("UTC", OrderFact.occurred_at), "YYYY-MM")
+
+
+def _frame(session: Session, query: Any, names: Sequence[str]) -> pd.DataFrame:
+    rows = session.connection().execute(query).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pd.DataFrame(
+        {n: pd.Series(v, dtype=object) for n, v in zip(names, columns, strict=True)}
+    )
+
+
+def _currency(session: Session, window: Window, channel: str | None, requested: str | None) -> str:
     if requested:
         return requested
+    query = select(OrderFact.currency).where(_in_window(window), *_filters(channel, None))
+    currencies = sorted(session.scalars(query.distinct()))
     if len(currencies) > 1:
         raise invalid(
             "mixed_currencies",
@@ -158,20 +228,52 @@ def _single_currency(frame: pd.DataFrame, requested: str | None) -> str:
     return currencies[0] if currencies else "GBP"
 
 
-def _orders_only(frame: pd.DataFrame) -> pd.DataFrame:
-    mask = (frame["kind"] == Kind.SALE.value) & (frame["product_lines"] > 0) & ~frame["cancelled"]
-    return frame[mask]
+def per_customer(
+    session: Session, window: Window, channel: str | None = None, currency: str | None = None
+) -> pd.DataFrame:
+    """Per customer (``None``: guests) and kind of fact in the window: ``kind`` (order,
+    cancelled, return), count, revenue, units, last time."""
+    o = OrderFact
+    kind = case(
+        (o.kind == Kind.RETURN.value, "return"),
+        (o.cancelled.is_(True), "cancelled"),
+        (o.product_lines > 0, "order"),
+        else_="other",
+    ).label("k")
+    query = (
+        select(
+            o.customer_key,
+            kind,
+            func.count(),
+            func.sum(o.revenue_minor),
+            func.sum(o.units),
+            raw_timestamps(session, func.max(o.occurred_at)),
+        )
+        .where(_in_window(window), *_filters(channel, currency))
+        .group_by(o.customer_key, kind)
+    )
+    names = ("customer_key", "kind", "count", "revenue_minor", "units", "last_at")
+    frame = _frame(session, query, names)
+    for name in ("count", "revenue_minor", "units"):
+        frame[name] = frame[name].astype("int64")
+    frame["last_at"] = to_utc(frame["last_at"])
+    return frame
 
 
-def _in(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
-    start, end = pd.Timestamp(_ts(window.start)), pd.Timestamp(_ts(window.end))
-    return frame[(frame["occurred_at"] >= start) & (frame["occurred_at"] < end)]
+def _customers_with_orders(
+    session: Session, window: Window, channel: str | None, currency: str | None
+) -> set[str]:
+    o = OrderFact
+    query = select(o.customer_key).where(
+        _is_order(), _in_window(window), o.customer_key.is_not(None), *_filters(channel, currency)
+    )
+    return set(session.scalars(query.distinct()))
 
 
-def _segment_customers(
-    session: Session, frame: pd.DataFrame, window: Window, segment: str | None, country: str | None
+def _segment_keep(
+    session: Session, orders: pd.DataFrame, window: Window, segment: str | None, country: str | None
 ) -> set[str] | None:
-    """The customer keys a segment or country filter keeps (``None``: no filter)."""
+    """The customer keys an RFM-segment or country filter keeps (``None``: no filter)."""
     keep: set[str] | None = None
     if segment and segment not in SPECIAL_SEGMENTS:
         if segment not in SEGMENTS:
@@ -180,7 +282,7 @@ def _segment_customers(
                 f"unknown segment {segment!r}",
                 allowed=[*SPECIAL_SEGMENTS, *SEGMENTS],
             )
-        table = rfm_table(frame, window)
+        table = rfm_table(orders, window)
         keep = set(table.loc[table["segment"] == segment, "customer_key"])
     if country:
         in_country = set(
@@ -190,13 +292,15 @@ def _segment_customers(
     return keep
 
 
-def _apply_segment(frame: pd.DataFrame, segment: str | None, keep: set[str] | None) -> pd.DataFrame:
+def _apply_segment(
+    frame: pd.DataFrame, segment: str | None, keep: set[str] | None, column: str = "customer_key"
+) -> pd.DataFrame:
     if segment == "guest":
-        frame = frame[frame["customer_key"].isna()]
+        frame = frame[frame[column].isna()]
     elif segment == "registered":
-        frame = frame[frame["customer_key"].notna()]
+        frame = frame[frame[column].notna()]
     if keep is not None:
-        frame = frame[frame["customer_key"].isin(keep)]
+        frame = frame[frame[column].isin(keep)]
     return frame
 
 
@@ -245,29 +349,26 @@ def kpis(
     currency: str | None = None,
 ) -> KpiReport:
     window = resolve_window(session, start, end)
-    previous = window.previous()
-    frame = load_orders(
-        session, since=previous.start, before=window.end, channel=channel, currency=currency
-    )
-    money = _single_currency(frame, currency)
-    history = load_orders(session, before=window.end, currency=money) if segment else frame
-    keep = _segment_customers(session, history, window, segment, country)
+    money = _currency(session, window, channel, currency)
+    facts = per_customer(session, window, channel, money)
+    orders = facts[facts["kind"] == "order"]
+    keep = _segment_keep(session, orders, window, segment, country)
     rfm_filter = segment is not None and segment not in SPECIAL_SEGMENTS
-    frame = _apply_segment(frame, segment, keep)
-    current = _in(frame, window)
-    orders = _orders_only(current)
+    facts = _apply_segment(facts, segment, keep)
+    orders = facts[facts["kind"] == "order"]
+    known = orders[orders["customer_key"].notna()]
     revenue = int(orders["revenue_minor"].sum())
     units = int(orders["units"].sum())
-    count = len(orders)
-    known = orders[orders["customer_key"].notna()]
-    per_customer = known.groupby("customer_key").size()
-    repeaters = int((per_customer >= 2).sum())
-    before = _orders_only(_in(frame, previous))
-    before_customers = set(before["customer_key"].dropna())
-    churned = before_customers - set(known["customer_key"])
-    returns = current[current["kind"] == Kind.RETURN.value]
+    count = int(orders["count"].sum())
+    repeaters = int((known["count"] >= 2).sum())
+    before = _customers_with_orders(session, window.previous(), channel, money)
+    if segment == "guest":
+        before = set()
+    elif keep is not None:
+        before &= keep
+    churned = before - set(known["customer_key"])
+    returns = facts[facts["kind"] == "return"]
     returned = -int(returns["revenue_minor"].sum())
-    cancelled = current[(current["kind"] == Kind.SALE.value) & current["cancelled"]]
     sessions, converted = _sessions(session, window, channel)
     return KpiReport(
         start=window.start,
@@ -281,18 +382,18 @@ def kpis(
         aov_minor=average_minor(revenue, count),
         units=units,
         units_per_order=None if count == 0 else round(units / count, 4),
-        customers=len(per_customer),
-        guest_orders=int(orders["customer_key"].isna().sum()),
+        customers=len(known),
+        guest_orders=int(orders.loc[orders["customer_key"].isna(), "count"].sum()),
         repeat_customers=repeaters,
-        repeat_purchase_rate=rate(repeaters, len(per_customer)),
+        repeat_purchase_rate=rate(repeaters, len(known)),
         sessions=sessions,
         converted_sessions=converted,
         conversion_rate=rate(converted, sessions),
-        previous_customers=len(before_customers),
+        previous_customers=len(before),
         churned_customers=len(churned),
-        churn_rate=None if rfm_filter else rate(len(churned), len(before_customers)),
-        cancelled_orders=len(cancelled),
-        return_count=len(returns),
+        churn_rate=None if rfm_filter else rate(len(churned), len(before)),
+        cancelled_orders=int(facts.loc[facts["kind"] == "cancelled", "count"].sum()),
+        return_count=int(returns["count"].sum()),
         returned_minor=returned,
         returned_units=-int(returns["units"].sum()),
         return_rate=rate(returned, revenue),
@@ -331,10 +432,6 @@ class CohortReport:
     rows: list[CohortRow] = field(default_factory=list)
 
 
-def _month_index(stamps: pd.Series) -> pd.Series:
-    return stamps.dt.year * 12 + stamps.dt.month - 1
-
-
 def cohorts(
     session: Session,
     *,
@@ -347,27 +444,39 @@ def cohorts(
     """The monthly retention triangle of the cohorts whose first order falls in the window
     (first orders are found over the whole history before ``end``)."""
     window = resolve_window(session, start, end)
-    frame = load_orders(session, before=window.end, channel=channel)
-    keep = _segment_customers(session, frame, window, segment, country)
-    orders = _orders_only(_apply_segment(frame, segment, keep))
-    orders = orders[orders["customer_key"].notna()]
-    if orders.empty:
+    o = OrderFact
+    month = _month(session).label("month")
+    query = (
+        select(o.customer_key, month)
+        .where(
+            _is_order(),
+            o.customer_key.is_not(None),
+            o.occurred_at < _ts(window.end),
+            *_filters(channel, None),
+        )
+        .group_by(o.customer_key, month)
+    )
+    activity = _frame(session, query, ("customer_key", "month"))
+    if segment or country:
+        orders = per_customer(session, window, channel)
+        keep = _segment_keep(session, orders[orders["kind"] == "order"], window, segment, country)
+        activity = _apply_segment(activity, segment, keep)
+    if activity.empty:
         return CohortReport(window.start, window.end, channel, 0, [])
-    month = _month_index(orders["occurred_at"])
-    activity = pd.DataFrame({"customer": orders["customer_key"], "month": month})
-    activity = activity.drop_duplicates()
-    first = activity.groupby("customer")["month"].min().rename("cohort")
-    activity = activity.join(first, on="customer")
+    year_month = activity["month"].str.split("-", expand=True).astype(int)
+    activity["month"] = year_month[0] * 12 + year_month[1] - 1
+    first = activity.groupby("customer_key")["month"].min().rename("cohort")
+    activity = activity.join(first, on="customer_key")
     activity["age"] = activity["month"] - activity["cohort"]
+    last_day = window.end - timedelta(days=1)
     start_m = window.start.year * 12 + window.start.month - 1
-    end_m = (window.end - timedelta(days=1)).year * 12 + (window.end - timedelta(days=1)).month - 1
+    end_m = last_day.year * 12 + last_day.month - 1
     activity = activity[(activity["cohort"] >= start_m) & (activity["cohort"] <= end_m)]
     counts = activity.groupby(["cohort", "age"]).size().unstack(fill_value=0)
     rows: list[CohortRow] = []
     for cohort_m, row in counts.iterrows():
         c = int(cast(int, cohort_m))
-        ages = end_m - c + 1
-        active = [int(row.get(m, 0)) for m in range(ages)]
+        active = [int(row.get(m, 0)) for m in range(end_m - c + 1)]
         size = active[0]
         rows.append(
             CohortRow(
@@ -420,23 +529,30 @@ def channel_mix(
     data)."""
     window = resolve_window(session, start, end)
     following = window.following()
-    frame = load_orders(session, since=window.start, before=following.end, currency=currency)
-    money = _single_currency(frame, currency)
-    orders = _orders_only(frame)
-    current = _in(orders, window)
-    known = current[current["customer_key"].notna()]
+    money = _currency(session, window, None, currency)
+    o = OrderFact
+    query = (
+        select(o.customer_key, o.channel, func.count(), func.sum(o.revenue_minor))
+        .where(_is_order(), _in_window(window), o.currency == money)
+        .group_by(o.customer_key, o.channel)
+    )
+    per = _frame(session, query, ("customer_key", "channel", "orders", "revenue"))
+    per["orders"] = per["orders"].astype("int64")
+    per["revenue"] = per["revenue"].astype("int64")
+    per_channel = {str(k): int(v) for k, v in per.groupby("channel")["orders"].sum().items()}
+    known = per[per["customer_key"].notna()]
+    customers = known.groupby("customer_key").agg(
+        channels=("channel", "nunique"), orders=("orders", "sum"), revenue=("revenue", "sum")
+    )
+    customers["group"] = np.where(
+        customers["channels"] >= 3, "3+", customers["channels"].astype(str)
+    )
     span = data_range(session)
     observed = span is not None and span[1] >= following.end
-    later = set(_in(orders, following)["customer_key"].dropna())
-    per = known.groupby("customer_key").agg(
-        channels=("channel", "nunique"),
-        orders=("order_ref", "size"),
-        revenue=("revenue_minor", "sum"),
-    )
-    per["group"] = np.where(per["channels"] >= 3, "3+", per["channels"].astype(str))
+    later = _customers_with_orders(session, following, None, money) if observed else set()
     groups: list[ChannelMixGroup] = []
     for label in ("1", "2", "3+"):
-        part = per[per["group"] == label]
+        part = customers[customers["group"] == label]
         n = len(part)
         count = int(part["orders"].sum())
         revenue = int(part["revenue"].sum())
@@ -453,7 +569,6 @@ def channel_mix(
                 retention_rate=None if retained is None else rate(retained, n),
             )
         )
-    per_channel = {str(k): int(v) for k, v in current.groupby("channel").size().items()}
     return ChannelMixReport(
         window.start, window.end, money, following.end, observed, groups, per_channel
     )
@@ -462,24 +577,26 @@ def channel_mix(
 # --- RFM ------------------------------------------------------------------------------------
 
 
-def rfm_table(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """Per identified customer with an order in the window: recency in days (from the last
-    order's day to ``window.end``), frequency (orders), monetary (revenue), the R, F and M
-    quintile scores, the cell ``"RFM"`` and the named segment."""
-    orders = _in(_orders_only(frame), window)
-    orders = orders[orders["customer_key"].notna()]
+def rfm_table(orders: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """Per identified customer with an order in the window (rows of ``per_customer`` of kind
+    ``order``): recency in days (from the last order's day to ``window.end``), frequency
+    (orders), monetary (revenue), the R, F and M quintile scores, the cell ``"RFM"`` and the
+    named segment."""
+    known = orders[orders["customer_key"].notna()]
     columns = ["customer_key", "recency_days", "frequency", "monetary_minor", "r", "f", "m"]
-    if orders.empty:
+    if known.empty:
         return pd.DataFrame(columns=[*columns, "cell", "segment"])
-    per = orders.groupby("customer_key").agg(
-        last=("occurred_at", "max"),
-        frequency=("order_ref", "size"),
-        monetary_minor=("revenue_minor", "sum"),
+    per = (
+        known.groupby("customer_key")
+        .agg(
+            last=("last_at", "max"),
+            frequency=("count", "sum"),
+            monetary_minor=("revenue_minor", "sum"),
+        )
+        .sort_index()
     )
     as_of = pd.Timestamp(_ts(window.end))
-    last_day = per["last"].dt.floor("D")
-    per["recency_days"] = (as_of - last_day).dt.days.astype(int)
-    per = per.sort_index()
+    per["recency_days"] = (as_of - per["last"].dt.floor("D")).dt.days.astype(int)
     per["r"] = quintile_scores(per["recency_days"].tolist(), higher_is_better=False)
     per["f"] = quintile_scores(per["frequency"].tolist())
     per["m"] = quintile_scores(per["monetary_minor"].tolist())
@@ -510,8 +627,8 @@ def rfm(
     channel: str | None = None,
 ) -> RfmReport:
     window = resolve_window(session, start, end)
-    frame = load_orders(session, since=window.start, before=window.end, channel=channel)
-    table = rfm_table(frame, window)
+    facts = per_customer(session, window, channel)
+    table = rfm_table(facts[facts["kind"] == "order"], window)
     segments = {name: int((table["segment"] == name).sum()) for name in SEGMENTS}
     cells = {str(k): int(v) for k, v in table.groupby("cell").size().sort_index().items()}
     return RfmReport(window.start, window.end, channel, len(table), segments, cells, table)

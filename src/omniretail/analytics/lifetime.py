@@ -16,7 +16,14 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from omniretail.analytics import clv
-from omniretail.analytics.kpis import Window, _in, _orders_only, _ts, load_orders, resolve_window
+from omniretail.analytics.kpis import (
+    Window,
+    _ts,
+    load_orders,
+    orders_only,
+    resolve_window,
+    within,
+)
 from omniretail.core.errors import AppError, invalid
 
 
@@ -78,7 +85,7 @@ class ClvReport:
 def summarize(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
     """Per customer over ``window``: x (repeat purchase days), t_x and T in days, m (mean
     revenue of the repeat purchase days)."""
-    orders = _in(_orders_only(frame), window)
+    orders = within(orders_only(frame), window)
     orders = orders[orders["customer_key"].notna()]
     columns = ["customer_key", "x", "t_x", "T", "m"]
     if orders.empty:
@@ -110,7 +117,7 @@ def _holdout(
     holdout_end: date,
 ) -> HoldoutReport:
     days = (holdout_end - calibration_end).days
-    later = _in(_orders_only(frame), Window(calibration_end, holdout_end))
+    later = within(orders_only(frame), Window(calibration_end, holdout_end))
     later = later[later["customer_key"].isin(summary["customer_key"])]
     actual_days = (
         later.assign(day=later["occurred_at"].dt.floor("D"))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import String, insert, select, type_coerce, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from omniretail.analytics import charts, forecasting
@@ -41,7 +41,9 @@ from omniretail.analytics.kpis import (
     channel_mix,
     cohorts,
     kpis,
+    raw_timestamps,
     rfm,
+    to_utc,
 )
 from omniretail.analytics.lifetime import ClvReport, customer_lifetime_value
 from omniretail.analytics.models import (
@@ -89,18 +91,6 @@ NODE_KINDS = ("channel", "location")
 MAX_API_SERIES = 5000
 
 
-def raw_timestamps(session: Session, column: Any) -> Any:
-    """Select a UTC timestamp column without per-row conversion: SQLite's stored text is
-    parsed by pandas in one vectorised call (``to_utc``)."""
-    if session.get_bind().dialect.name == "sqlite":
-        return type_coerce(column, String())
-    return column
-
-
-def to_utc(values: Sequence[Any] | pd.Series) -> pd.Series:
-    return pd.Series(pd.to_datetime(pd.Series(values), utc=True, format="ISO8601"))
-
-
 # --- demand and forecasts -------------------------------------------------------------------
 
 
@@ -125,9 +115,14 @@ def load_sales(
         query = query.where(s.sku.in_(list(skus)))
     if node is not None:
         query = query.where(node_col == node)
-    rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["sku", "node", "occurred_at", "quantity"])
+    rows = session.connection().execute(query).fetchall()
+    names = ("sku", "node", "occurred_at", "quantity")
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    frame = pd.DataFrame(
+        {n: pd.Series(v, dtype=object) for n, v in zip(names, columns, strict=True)}
+    )
     frame["occurred_at"] = to_utc(frame["occurred_at"])
+    frame["quantity"] = frame["quantity"].astype("int64")
     return frame
 
 
