@@ -343,3 +343,45 @@ def test_the_order_is_one_of_the_cart_and_the_cart_is_ordered(client, shop, sess
     assert mine.status_code == 200
     assert client.get(f"/api/v1/orders/{order['id']}", headers=shop.web_key).status_code == 404
     assert session.get(Order, order["id"]).cart_id == cart_id
+
+
+def test_a_home_delivery_is_not_ready_for_pickup_and_a_collection_is_not_shipped(
+    client, shop, session
+):
+    _, home = _place(
+        client,
+        shop,
+        [("MUG", 1)],
+        {"shipping_address": ADDRESS, "delivery": [{"method": "standard"}]},
+    )
+    _, collect = _place(
+        client, shop, [("MUG", 1)], {"delivery": [{"method": "bopis", "location_id": shop.store}]}
+    )
+    for order_id in (home["id"], collect["id"]):
+        _status(client, shop, order_id, "fulfilling")
+    wrong = [
+        client.post(
+            f"/api/v1/orders/{order_id}/status", json={"status": status}, headers=shop.associate
+        )
+        for order_id, status in ((home["id"], "ready_for_pickup"), (collect["id"], "shipped"))
+    ]
+    assert [r.status_code for r in wrong] == [409, 409]
+    assert [r.json()["error"]["message"] for r in wrong] == [
+        "nothing in this order is collected by the customer",
+        "this order is collected in store, not shipped",
+    ]
+
+
+def test_cart_changes_of_a_known_shopper_are_announced_for_reminders(client, shop, session):
+    cart_id, token = start_cart(client, shop, [("MUG", 1)])
+    checkout(client, shop, cart_id, token, {"email": "remind@example.com"})
+    client.put(
+        f"/api/v1/carts/{cart_id}/lines/MUG",
+        json={"quantity": 2},
+        headers=with_token(shop.web_key, token),
+    )
+    updates = [e for e in _events(session, "cart.updated") if e["cart_id"] == cart_id]
+    assert [(u["lines"], u["total_minor"]) for u in updates] == [
+        ([{"sku": "MUG", "quantity": 1}], 1200),
+        ([{"sku": "MUG", "quantity": 2}], 2400),
+    ]

@@ -299,6 +299,7 @@ def add_lines(
     session: SessionDep,
     principal: Shopper,
     x_cart_token: CartTokenHeader = None,
+    _: None = Idempotent,
 ) -> CartOut:
     cart = service.add_items(
         session,

@@ -41,6 +41,7 @@ from omniretail.order.domain import (
     ADDRESS_METHODS,
     EDITABLE,
     LOCATION_RULES,
+    PICKUP_METHODS,
     STORE_STOCK_METHODS,
     DeliveryMethod,
     FraudAssessment,
@@ -565,6 +566,21 @@ def _refresh(
         cart.pricing = _empty_pricing(channel.currency)
     cart.version += 1
     cart.updated_at = now
+    if cart.customer_id or cart.email:  # someone who can be reminded of an abandoned cart
+        emit(
+            session,
+            "cart.updated",
+            {
+                "cart_id": cart.id,
+                "customer_id": cart.customer_id,
+                "channel_id": channel.id,
+                "currency": cart.currency,
+                "total_minor": cart.pricing["total"],
+                "lines": [{"sku": li["sku"], "quantity": li["quantity"]} for li in cart.lines],
+                "occurred_at": now.isoformat(),
+            },
+            aggregate_id=cart.id,
+        )
     session.flush()
 
 
@@ -1232,6 +1248,7 @@ def order_payload(
     return {
         "id": order.id,
         "order_id": order.id,
+        "cart_id": order.cart_id,
         "customer_id": order.customer_id,
         "channel": channel_code,
         "channel_id": order.channel_id,
@@ -1432,6 +1449,27 @@ def _reservations(order: Order) -> list[str]:
     return [g["reservation_id"] for g in order.delivery if g.get("reservation_id")]
 
 
+COLLECTED_IN_STORE = frozenset({DeliveryMethod.BOPIS.value, DeliveryMethod.CURBSIDE.value})
+
+
+def _check_methods(order: Order, dst: OrderStatus) -> None:
+    """Ready for pickup needs a group collected by the customer (store or locker); shipping
+    needs a group that is not collected in store."""
+    methods = {g.get("method") for g in order.delivery}
+    if dst is S.READY_FOR_PICKUP and not methods & {m.value for m in PICKUP_METHODS}:
+        raise conflict(
+            "invalid_transition",
+            "nothing in this order is collected by the customer",
+            **{"from": order.status, "to": dst.value, "methods": sorted(map(str, methods))},
+        )
+    if dst is S.SHIPPED and not methods - COLLECTED_IN_STORE:
+        raise conflict(
+            "invalid_transition",
+            "this order is collected in store, not shipped",
+            **{"from": order.status, "to": dst.value, "methods": sorted(map(str, methods))},
+        )
+
+
 def transition(
     session: Session,
     order_id: str,
@@ -1447,6 +1485,7 @@ def transition(
     at = _now(now)
     order = lock_order(session, order_id)
     dst = check_transition(order.status, target)
+    _check_methods(order, dst)
     if dst is S.CANCELLED:
         return cancel_order(session, order_id, reason=note, by=by, now=at)
     if dst in (S.SHIPPED, S.PICKED_UP):
