@@ -41,8 +41,7 @@ def test_rolled_back_change_has_no_event(session, received):
 
 
 def test_failing_subscriber_is_retried_and_does_not_block_others(session, received):
-    def broken(_session, _event):
-        raise RuntimeError("boom")
+    broken = _broken
 
     events.subscribe("test.broken")(broken)
     try:
@@ -54,7 +53,7 @@ def test_failing_subscriber_is_retried_and_does_not_block_others(session, receiv
         assert received == [("test.thing_happened", {"n": 3})]
         assert bad.published_at is None
         assert bad.attempts == 1
-        assert bad.last_error == "boom"
+        assert bad.last_error == "tests.core.test_events._broken: boom"
     finally:
         events.unsubscribe("test.broken", broken)
 
@@ -102,3 +101,18 @@ def test_nats_publisher_delivers_to_jetstream(session):
     assert body["payload"] == {"sku": "A-1"}
     stored = session.scalar(select(OutboxEvent).where(OutboxEvent.id == event.id))
     assert stored is not None and stored.published_at is not None
+
+
+def _broken(_session, _event):
+    raise RuntimeError("boom")
+
+
+def test_failing_handler_does_not_undo_another_handler_of_the_same_event(session, received):
+    events.subscribe("test.thing_happened")(_broken)
+    try:
+        events.emit(session, "test.thing_happened", {"n": 4})
+        session.flush()
+        events.dispatch_pending(session)
+        assert received == [("test.thing_happened", {"n": 4})]
+    finally:
+        events.unsubscribe("test.thing_happened", _broken)

@@ -109,18 +109,28 @@ def dispatch_pending(
         return 0
     delivered: list[OutboxEvent] = []
     for ev in events:
-        try:
-            with session.begin_nested():
-                for fn in [*_subscribers.get(ev.topic, []), *_subscribers.get("*", [])]:
+        failures: list[str] = []
+        for fn in [*_subscribers.get(ev.topic, []), *_subscribers.get("*", [])]:
+            # Each handler in its own savepoint: a failing one rolls back only its own work
+            # and never blocks the other subscribers of the event.
+            try:
+                with session.begin_nested():
                     fn(session, ev)
+            except Exception as exc:
+                log.exception(
+                    "event handler failed",
+                    extra={"event_id": ev.id, "topic": ev.topic, "handler": fn.__qualname__},
+                )
+                failures.append(f"{fn.__module__}.{fn.__qualname__}: {exc}")
+        if not failures:
             delivered.append(ev)
-        except Exception as exc:  # a failing subscriber must not block the others
-            log.exception("event handler failed", extra={"event_id": ev.id, "topic": ev.topic})
-            session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id == ev.id)
-                .values(attempts=OutboxEvent.attempts + 1, last_error=str(exc)[:2000])
-            )
+            continue
+        # Redelivered later to every handler (handlers are idempotent), up to MAX_ATTEMPTS.
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id == ev.id)
+            .values(attempts=OutboxEvent.attempts + 1, last_error="; ".join(failures)[:2000])
+        )
     if publisher is not None and delivered:
         publisher.publish(delivered)
     now = utcnow()

@@ -20,11 +20,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from omniretail.core.db import Database
 from omniretail.core.errors import AppError
+from omniretail.core.retry import is_transient_or_race, run_with_retries
 from omniretail.core.timeutil import utcnow
 from omniretail.core.web import database_of, error_response
 from omniretail.customer import domain, tracking
@@ -103,15 +103,12 @@ def _process(
         if rejects:
             r = rejects[0]
             raise AppError(r.code, r.message, 400, {"messageId": r.message_id})
-    for attempt in range(ATTEMPTS):
-        try:
-            with db.unit_of_work() as session:
-                result = tracking.ingest(session, source, good, rejects, received_at)
-            break
-        except (IntegrityError, DBAPIError) as exc:
-            retry = isinstance(exc, IntegrityError) or "deadlock" in str(exc.orig).lower()
-            if not retry or attempt == ATTEMPTS - 1:
-                raise
+
+    def store() -> tracking.IngestResult:
+        with db.unit_of_work() as session:
+            return tracking.ingest(session, source, good, rejects, received_at)
+
+    result = run_with_retries(store, ATTEMPTS, is_transient_or_race)
     result.duplicates += duplicates
     if rejects:
         log.warning(
