@@ -160,7 +160,7 @@ def multichannel_rows(invoices: int = 400, seed: int = 5) -> list[list[str]]:
     for r in generated_rows(invoices=invoices, seed=seed):
         customer = r[6]
         if customer:
-            home = channels[int(customer) % 3]
+            home = channels[(int(customer) // 3) % 3]
             chosen = home if rng.random() < 0.7 else rng.choice(channels)
         else:
             chosen = "web"
@@ -171,6 +171,9 @@ def multichannel_rows(invoices: int = 400, seed: int = 5) -> list[list[str]]:
         first.setdefault(r[0], r[8])
         r[8] = first[r[0]]
     return out
+
+
+MULTICHANNEL_HEADER = [*HEADER, "Channel"]
 
 
 def counts(session: Session) -> dict[str, int]:

@@ -5,7 +5,13 @@ from datetime import date
 import pytest
 
 from omniretail.analytics import service
-from tests.analytics.factories import Q1, handmade
+from tests.analytics.factories import (
+    MULTICHANNEL_HEADER,
+    Q1,
+    csv_text,
+    handmade,
+    multichannel_rows,
+)
 
 
 @pytest.fixture()
@@ -95,3 +101,20 @@ def test_rfm_named_segments(shop):
     }
     assert report.segments["at_risk"] == 1
     assert report.segments["champions"] == 0
+
+
+def test_channel_mix_on_a_generated_multichannel_file(session):
+    # given a seeded Online Retail file with a Channel column
+    rows = multichannel_rows(invoices=1500)
+    service.import_online_retail(session, csv_text(rows, header=MULTICHANNEL_HEADER))
+    window = {"start": date(2010, 12, 1), "end": date(2011, 6, 1)}
+    # when
+    report = service.channel_mix(session, **window)
+    # then every identified customer of the window is in exactly one group
+    customers = {
+        r[6] for r in rows if r[6] and "2010-12-01" <= r[4][:10] < "2011-06-01" and r[0][0] != "C"
+    }
+    assert sum(g.customers for g in report.groups) == len(customers)
+    assert all(g.customers > 0 for g in report.groups)
+    assert set(report.channels) == {"web", "app", "store"}
+    assert report.retention_observed is True

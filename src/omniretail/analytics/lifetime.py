@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from omniretail.analytics import clv
+from omniretail.analytics.domain import Kind
 from omniretail.analytics.kpis import (
     Window,
     _ts,
@@ -84,7 +85,8 @@ class ClvReport:
 
 def summarize(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
     """Per customer over ``window``: x (repeat purchase days), t_x and T in days, m (mean
-    revenue of the repeat purchase days)."""
+    revenue of the repeat purchase days, net of returns: scaled by the share of the
+    customer's purchases in the window that were not returned)."""
     orders = within(orders_only(frame), window)
     orders = orders[orders["customer_key"].notna()]
     columns = ["customer_key", "x", "t_x", "T", "m"]
@@ -105,7 +107,12 @@ def summarize(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
         }
     )
     repeat = per_day[per_day["repeat"]].groupby("customer_key")["revenue_minor"].mean()
-    out["m"] = repeat.reindex(out.index).fillna(0.0)
+    # spend net of returns: scale by the share of the customer's purchases they kept
+    sold = per_day.groupby("customer_key")["revenue_minor"].sum()
+    returns = within(frame[frame["kind"] == Kind.RETURN.value], window)
+    returned = -returns.groupby("customer_key")["revenue_minor"].sum()
+    kept = (1 - returned.reindex(sold.index).fillna(0) / sold.where(sold > 0)).clip(0, 1)
+    out["m"] = (repeat.reindex(out.index) * kept.reindex(out.index)).fillna(0.0)
     return out.reset_index()[columns]
 
 

@@ -680,13 +680,15 @@ def _forecast_chart(
     session: Session, fmt: str, *, sku: str | None, by: str, node: str | None
 ) -> bytes:
     """Actual weekly demand, the rolling-origin backtest forecasts of the chosen model and of
-    seasonal naive, and the forecast ahead, for one SKU × node (default: the best seller)."""
+    seasonal naive, and the forecast ahead, for one SKU × node (default: the series with the
+    highest median weekly units)."""
     lines = load_sales(session, by=by, skus=[sku] if sku else None, node=node)
     demand = forecasting.demand_frame(lines, "W")
     if demand.empty:
         raise AppError("no_demand", "no sales history for this chart", 422)
-    totals = demand.groupby("unique_id")["y"].sum().sort_values(ascending=False)
-    uid = str(totals.index[0])
+    # the steadiest best seller: highest median weekly units (one huge order does not count)
+    stats = demand.groupby("unique_id")["y"].agg(["median", "sum"])
+    uid = str(stats.sort_values(["median", "sum"], ascending=False).index[0])
     series = demand[demand["unique_id"] == uid]
     config = forecasting.ForecastConfig(horizon=4, windows=3)
     result = forecasting.backtest(series, config)
