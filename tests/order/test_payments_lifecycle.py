@@ -358,3 +358,85 @@ def test_one_order_history_per_customer_across_channels(client, shop, session, m
     assert [o["id"] for o in history["items"]] == list(reversed(ids))
     assert [o["channel_id"] for o in history["items"]] == [shop.floor, shop.web, shop.app]
     assert [o["source"] for o in history["items"]] == ["pos", "online", "online"]
+
+
+def test_editing_an_order_keeps_its_coupon_at_the_usage_limit(client, shop, session):
+    # Given an order that used the single use of a 10 % coupon
+    promotion = pricing.create_promotion(
+        session, PromotionSpec(name="Ten", kind="percent_off", percent="10", requires_coupon=True)
+    )
+    pricing.create_coupons(session, promotion.id, ["ONCE10"], usage_limit=1)
+    session.commit()
+    cart_id, token = start_cart(client, shop, [("TEE-M", 2)])
+    client.put(
+        f"/api/v1/carts/{cart_id}/coupons",
+        json={"codes": ["ONCE10"]},
+        headers={**shop.web_key, "X-Cart-Token": token},
+    )
+    checkout(client, shop, cart_id, token, HOME)
+    order = complete(client, shop, cart_id, token).json()
+    assert order["total"] == 3600 + 495
+
+    # When one tee is taken off
+    response = client.patch(
+        f"/api/v1/orders/{order['id']}",
+        json={"lines": [{"sku": "TEE-M", "quantity": 1}]},
+        headers=shop.admin,
+    )
+
+    # Then the coupon still applies and is used once
+    assert response.status_code == 200, response.text
+    assert (response.json()["discount_total"], response.json()["total"]) == (200, 1800 + 495)
+    assert pricing.get_coupon(session, "ONCE10", lock=True).used == 1
+
+
+def test_store_credit_from_a_refund_pays_the_next_order(client, shop, session):
+    # Given a customer with 500 of store credit from a goodwill refund
+    customer = make_customer(session, "credit-pay@example.com")
+    first = client.post(
+        "/api/v1/carts",
+        json={"customer_id": customer, "lines": [{"sku": "MUG", "quantity": 1}]},
+        headers=shop.web_key,
+    ).json()
+    checkout(client, shop, first["id"], first["cart_token"], HOME)
+    order = complete(client, shop, first["id"], first["cart_token"]).json()
+    _ship(client, shop, order["id"])
+    client.post(
+        f"/api/v1/orders/{order['id']}/refunds",
+        json={"amount": 500, "destination": "store_credit"},
+        headers=shop.admin,
+    )
+    assert pay.store_credit_balance(session, customer, "GBP") == 500
+
+    # When the next order is paid with the credit and a card
+    second = client.post(
+        "/api/v1/carts",
+        json={"customer_id": customer, "lines": [{"sku": "MUG", "quantity": 1}]},
+        headers=shop.web_key,
+    ).json()
+    checkout(client, shop, second["id"], second["cart_token"], HOME)
+    placed = complete(
+        client,
+        shop,
+        second["id"],
+        second["cart_token"],
+        [{"type": "store_credit", "amount": 500}, {"type": "card", "token": "tok_visa"}],
+    ).json()
+
+    # Then the credit is used up
+    assert [(p["type"], p["amount"]) for p in placed["payments"]] == [
+        ("store_credit", 500),
+        ("card", 1195),
+    ]
+    assert pay.store_credit_balance(session, customer, "GBP") == 0
+
+
+def test_a_storefront_sees_a_customers_history_only_with_their_cart_token(client, shop, session):
+    customer = make_customer(session, "mine@example.com")
+    mine = client.post("/api/v1/carts", json={"customer_id": customer}, headers=shop.web_key).json()
+    _, stranger_token = start_cart(client, shop, [("MUG", 1)])
+    url = f"/api/v1/customers/{customer}/orders"
+    allowed = client.get(url, headers={**shop.web_key, "X-Cart-Token": mine["cart_token"]})
+    refused = client.get(url, headers={**shop.web_key, "X-Cart-Token": stranger_token})
+    assert (allowed.status_code, allowed.json()["items"]) == (200, [])
+    assert refused.status_code == 404

@@ -277,3 +277,21 @@ def test_an_offline_sale_keeps_its_sale_time(client, shop, session):
     answer = _sync(client, shop, register, [_offline_sale(1, [("MUG", 1, 1200)])]).json()
     order = session.get(Order, answer["items"][0]["order_id"])
     assert order.placed_at.astimezone(UTC) == datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
+
+
+def test_an_online_sale_of_stock_the_system_lacks_still_sells_and_flags(client, shop, session):
+    register = _register(client, shop)
+    inventory.record_movement(session, location_id=shop.store, reason="sale", lines=[("MUG", 5)])
+    session.commit()
+    response = client.post(
+        "/api/v1/pos/sales",
+        json={
+            "register_id": register,
+            "lines": [{"sku": "MUG", "quantity": 1}],
+            "tenders": [{"type": "card_terminal", "reference": "OK-77"}],
+        },
+        headers=shop.associate,
+    )
+    assert response.status_code == 201
+    assert response.json()["stock_discrepancies"] == [{"sku": "MUG", "quantity": 1}]
+    assert stock(session, "MUG", shop.store)["on_hand"] == 0

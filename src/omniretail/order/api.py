@@ -96,7 +96,7 @@ def _example(code: str, text: str, details: dict[str, Any]) -> dict[str, Any]:
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     402: _example("payment_declined", "A tender was declined", {"decline_code": "card_declined"}),
-    404: _example("cart_not_found", "Unknown cart, order or token", {"cart": "cart_01J..."}),
+    404: _example("cart_not_found", "Unknown cart, order or token", {"cart": "crt_01J..."}),
     409: _example(
         "insufficient_stock",
         "Not enough stock (or the cart's hold expired)",

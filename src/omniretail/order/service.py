@@ -241,7 +241,7 @@ def create_cart(
             cart.email = _check_email(email)
         return cart, token
     cart = Cart(
-        id=new_id("cart"),
+        id=new_id("crt"),
         status="active",
         customer_id=None,
         channel_id=info.id,
@@ -815,7 +815,7 @@ def login(
         target.customer_id = root
     elif existing is None:
         target = Cart(
-            id=new_id("cart"),
+            id=new_id("crt"),
             status="active",
             customer_id=root,
             channel_id=info.id,
@@ -845,10 +845,8 @@ def login(
             _merge_into(session, anonymous, existing, at)
     target.channel_id = info.id
     target.currency = info.currency
-    if merged_from or target is anonymous:
+    if target.lines:  # signing in never fails for stock: short lines are cut and noted
         _fit_to_stock(session, target, info, at)
-    elif target.lines:
-        _refresh(session, target, info, at)
     token = _issue_token(session, target.id, info.id, at)
     session.flush()
     if merged_from:
@@ -1708,6 +1706,12 @@ def edit_order(
         address = validate_address(shipping_address, "shipping address")
     channel = catalog.get_channel(session, order.channel_id)
     groups = assign_groups(order.delivery, [line["sku"] for line in new_lines])
+    # The order's coupons are already redeemed by it: give the uses back while re-pricing and
+    # take them again, so a coupon at its usage limit still applies to its own order.
+    for coupon in order.coupons:
+        pricing.release_redemption(
+            session, coupon["code"], redemption_id=coupon["redemption_id"], at=at
+        )
     quote = make_quote(
         session,
         channel=channel,
@@ -1718,6 +1722,15 @@ def edit_order(
         shipping_address=address,
         now=at,
     )
+    order.coupons = [
+        {
+            "code": code,
+            "redemption_id": pricing.redeem_coupon(
+                session, code, order.customer_id, order.id, at
+            ).id,
+        }
+        for code in quote.coupons
+    ]
     # Stock: re-hold each group whose lines changed.
     old_items = {(line.group_id, line.sku): line.quantity for line in current}
     allocated: dict[str, list[Any]] = {}
