@@ -194,7 +194,11 @@ async def idempotency(
     if not idempotency_key:
         return
     body = await request.body()
-    principal_scope = _credential(request) or "anonymous"
+    # The scope covers every credential of the request: the API key or token and, for
+    # storefront carts, the cart token, so a replay never answers someone without them.
+    principal_scope = "|".join(
+        [_credential(request) or "anonymous", request.headers.get("x-cart-token", "")]
+    )
     scope_hash = hashlib.sha256(principal_scope.encode()).hexdigest()[:16]
     scope = f"{scope_hash}:{request.method}:{request.url.path}"
     request_hash = hashlib.sha256(body).hexdigest()
