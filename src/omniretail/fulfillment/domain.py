@@ -59,7 +59,14 @@ class Method(StrEnum):
 
 
 PICKUP_METHODS = frozenset({Method.PICKUP, Method.CURBSIDE})
-METHOD_ALIASES = {"bopis": Method.PICKUP, "ship": Method.STANDARD, "click_and_collect": "pickup"}
+# Names the order context and other callers use for the same thing.
+METHOD_ALIASES = {
+    "bopis": Method.PICKUP,
+    "click_and_collect": Method.PICKUP,
+    "locker": Method.PICKUP,
+    "ship": Method.STANDARD,
+    "ship_from_store": Method.STANDARD,
+}
 
 
 def parse_method(value: str) -> Method:
@@ -576,6 +583,14 @@ def line_groups(problem: SourcingProblem) -> list[int]:
     return sorted(masks.values())
 
 
+def offers(network: Network, i: int, method: Method) -> bool:
+    """Whether location ``i`` hands orders over by this pickup method (a locker always
+    offers pickup)."""
+    if method is Method.CURBSIDE:
+        return bool(network.cap_bits[i] & _CAP_BITS["curbside"])
+    return bool(network.cap_bits[i] & _CAP_BITS["pickup"]) or network.locations[i].type == "locker"
+
+
 def compile_problem(problem: SourcingProblem) -> Instance:
     net = problem.network
     cm = problem.cost_model
@@ -589,8 +604,7 @@ def compile_problem(problem: SourcingProblem) -> Instance:
     kind_code = np.zeros(len(net), dtype=np.int64)  # 0 ship, 1 pickup, 2 transfer
     if method in PICKUP_METHODS:
         p = net.index[problem.pickup_location_id or ""]
-        needed = _CAP_BITS["curbside" if method is Method.CURBSIDE else "pickup"]
-        if not net.cap_bits[p] & needed:
+        if not offers(net, p, method):
             blocked = Infeasibility(
                 Reason.PICKUP_LOCATION_NOT_CAPABLE,
                 f"location {net.locations[p].code!r} does not offer {method.value}",
@@ -872,10 +886,8 @@ def violations(problem: SourcingProblem, plan: Plan) -> list[str]:
         if method in PICKUP_METHODS:
             if i != pickup and (not c.allow_transfers or not bits & SHIPS):
                 out.append(f"{p.location_id}: cannot send a transfer")
-            if pickup is not None:
-                need = _CAP_BITS["curbside" if method is Method.CURBSIDE else "pickup"]
-                if not int(net.cap_bits[pickup]) & need:
-                    out.append(f"{problem.pickup_location_id}: pickup store lacks {method.value}")
+            if pickup is not None and not offers(net, pickup, method):
+                out.append(f"{problem.pickup_location_id}: pickup store lacks {method.value}")
         elif method is Method.SAME_DAY:
             assert problem.destination is not None
             d = float(

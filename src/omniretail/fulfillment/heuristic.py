@@ -674,16 +674,31 @@ def solve(
     kmax = max_packages if max_packages is not None else inst.problem.constraints.max_packages
     sub = _restricted(inst, q)
     units = float(q.sum())
-    # One location is provably best when no plan with two packages can cost less.
+    fo_low = np.sort(np.partition(sub.Fo, min(2, sub.m - 1))[: min(3, sub.m)])
+    unit_floor = units * float(sub.co.min())
+
+    def beats_more_packages(value: float, packages: int) -> bool:
+        """No plan with ``packages`` + 1 or more packages can be cheaper than ``value``."""
+        if packages >= sub.m:
+            return True
+        return value <= float(fo_low[: packages + 1].sum()) + unit_floor + 1e-9
+
+    candidates: list[tuple[Assignment, bool]] = []  # (plan, exact among no-split plans)
+    # 1. One location, proven best when no plan with two packages can cost less.
     single = single_location(sub)
     bound = INF
     if single is not None:
-        (j,) = single
-        bound = float(sub.Fo[j] + sub.co[j] * units)
-        two = np.partition(sub.Fo, 1)[:2].sum() if sub.m > 1 else INF
-        if bound <= two + units * float(sub.co.min()) + 1e-9:
+        bound = objective(inst, single)
+        if beats_more_packages(bound, 1):
             return single
-    candidates: list[tuple[Assignment, bool]] = []  # (plan, found by the exact block DP)
+        candidates.append((single, True))
+    # 2. Two locations with lines split between them; proven when three cannot do better.
+    if kmax is None or kmax >= 2:
+        pairs, every_pair = best_pairs(sub, q, bound)
+        candidates.extend((pair, False) for pair in pairs)
+        if every_pair and pairs and beats_more_packages(objective(inst, pairs[0]), 2):
+            return _best(inst, candidates, kmax)
+    # 3. The block DP (no split lines), extended greedily to lines no location fills alone.
     M = _full_masks(sub.A[:, wanted], q[wanted])
     held = int(np.bitwise_or.reduce(M)) if len(M) else 0
     coverable = [k for b, k in enumerate(wanted) if held >> b & 1]
@@ -695,38 +710,31 @@ def solve(
             trial = assign(inst, greedy(inst, demand=q), q)
             if trial is not None:
                 candidates.append((trial, False))
-    elif plan is not None:  # extend the plan of the coverable lines to the others
+    elif plan is not None:
         trial = assign(inst, greedy(inst, start=list(plan), demand=q), q)
         if trial is not None:
             candidates.append((trial, False))
-    if single is not None:
-        candidates.append((single, True))
-    if _splittable(sub):
-        known = min((objective(inst, c) for c, _ in candidates), default=INF)
-        candidates.extend((pair, False) for pair in best_pairs(sub, q, known))
     if not candidates:
         trial = assign(inst, greedy(inst, demand=q), q)
         if trial is not None:
             candidates.append((trial, False))
-    # Improve the best start and the block-DP plan (exact without splits) when it differs.
-    feasible = [(c, e) for c, e in candidates if kmax is None or len(c) <= kmax]
-    if not feasible:
+    # 4. Local search from the best start.
+    start = _best(inst, candidates, kmax)
+    if start is None:
         return None
-    feasible.sort(key=lambda ce: objective(inst, ce[0]))
-    best: Assignment | None = None
-    for cand, exact_blocks in feasible[:1]:
-        if len(cand) == 1 and exact_blocks:
-            improved = cand  # a split plan would need a second package: the DP weighed those
-        elif exact_blocks and not _capacity_tight(sub, cand) and not _splittable(sub, cand):
-            improved = improve(inst, cand, q, False, kmax)  # only closing a package can help
-        else:
-            effort = 3 if _capacity_tight(sub, cand) else 1
-            improved = improve(
-                inst, cand, q, True, kmax, rounds=3 * effort, tries=4, budget=8 * effort
-            )
-        if best is None or objective(inst, improved) < objective(inst, best):
-            best = improved
-    return best
+    exact_blocks = any(c is start and e for c, e in candidates)
+    tight = _capacity_tight(sub, start)
+    if exact_blocks and not tight and not _splittable(sub, start):
+        return improve(inst, start, q, False, kmax)  # only closing a package can help
+    effort = 3 if tight else 1
+    return improve(inst, start, q, True, kmax, rounds=3 * effort, tries=4, budget=8 * effort)
+
+
+def _best(
+    inst: Instance, candidates: list[tuple[Assignment, bool]], kmax: int | None
+) -> Assignment | None:
+    feasible = [c for c, _ in candidates if kmax is None or len(c) <= kmax]
+    return min(feasible, key=lambda c: objective(inst, c)) if feasible else None
 
 
 def _splittable(inst: Instance, plan: Assignment | None = None) -> bool:
@@ -737,11 +745,14 @@ def _splittable(inst: Instance, plan: Assignment | None = None) -> bool:
     return bool(((inst.A > 0) & (inst.q[None, :] > inst.A)).any())
 
 
-def best_pairs(inst: Instance, demand: IntArray, bound: float, keep: int = 3) -> list[Assignment]:
+def best_pairs(
+    inst: Instance, demand: IntArray, bound: float, keep: int = 3
+) -> tuple[list[Assignment], bool]:
     """Plans from two locations that together hold every line, lines split between them
     (units to the cheaper one first), among the ``PAIR_POOL`` most promising candidates;
     the ``keep`` cheapest, re-assigned exactly (capacity, groups). ``bound``: a known plan's
-    objective (pairs that cannot beat it are not tried)."""
+    objective (pairs that cannot beat it are not tried). Also says whether every candidate
+    that could be in such a pair was paired (the search was exhaustive)."""
     q = demand
     cover = np.minimum(np.minimum(inst.A, q[None, :]).sum(axis=1), inst.cap)
     units = float(q.sum())
@@ -749,25 +760,28 @@ def best_pairs(inst: Instance, demand: IntArray, bound: float, keep: int = 3) ->
     floor = inst.Fo + float(fo_min.max()) + units * float(inst.co.min())
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((cover > 0) & (floor < bound), (inst.Fo + inst.co * cover) / cover, INF)
-    size = min(PAIR_POOL, int(np.isfinite(ratio).sum()))
+    promising = int(np.isfinite(ratio).sum())
+    size = min(PAIR_POOL, promising)
+    exhaustive = promising <= PAIR_POOL
     if size < 2:
-        return []
+        return [], exhaustive
     top = np.argpartition(ratio, size - 1)[:size]
     A = np.minimum(inst.A[top], q[None, :])
     i, j = np.triu_indices(size, 1)
     ok = ((A[i] + A[j]) >= q[None, :]).all(axis=1)
     ok &= inst.cap[top][i] + inst.cap[top][j] >= units
     if not ok.any():
-        return []
+        return [], exhaustive
     i, j = i[ok], j[ok]
     co = inst.co[top]
     first = np.where(co[i] <= co[j], i, j)
     second = np.where(co[i] <= co[j], j, i)
-    take = A[first]
-    units_first = take.sum(axis=1).astype(np.float64)
+    cap = inst.cap[top]
+    units_first = np.minimum(A[first].sum(axis=1), cap[first]).astype(np.float64)
     units_second = units - units_first
     cost = inst.Fo[top][first] + co[first] * units_first
-    cost = cost + np.where(units_second > 0, inst.Fo[top][second] + co[second] * units_second, INF)
+    second_cost = inst.Fo[top][second] + co[second] * units_second
+    cost = cost + np.where((units_second > 0) & (units_second <= cap[second]), second_cost, INF)
     order = np.argsort(cost, kind="stable")[:keep]
     out = []
     for p in order:
@@ -776,7 +790,10 @@ def best_pairs(inst: Instance, demand: IntArray, bound: float, keep: int = 3) ->
         found = assign(inst, [int(top[first[p]]), int(top[second[p]])], q)
         if found is not None:
             out.append(found)
-    return out
+    # Proven best among pairs only if the cheapest estimate held once capacity and groups
+    # were applied exactly.
+    exact_first = bool(out) and abs(objective(inst, out[0]) - float(cost[order[0]])) < 1e-6
+    return out, exhaustive and exact_first
 
 
 def _capacity_tight(inst: Instance, plan: Assignment) -> bool:

@@ -75,7 +75,7 @@ from omniretail.fulfillment.promise import (
 from omniretail.fulfillment.sourcing import SourcingResult, solve_plan
 from omniretail.inventory import service as inventory
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 5
 DEFAULT_PICKUP_RADIUS_KM = 25.0
 PICKUP_OPTIONS = 3
 
@@ -328,6 +328,7 @@ class _World:
     now: datetime
     feeding: tuple[str, ...] = ()  # active locations feeding the channel, with or without stock
     pickup_atp: dict[str, dict[str, int]] = field(default_factory=dict)
+    networks: dict[tuple[str, ...], Network] = field(default_factory=dict)  # built once
 
 
 def _local_day(location: Any, now: datetime) -> date:
@@ -425,12 +426,15 @@ def _problem(
     if pickup_id is not None:
         for sku, value in world.pickup_atp.get(pickup_id, {}).items():
             atp[(pickup_id, sku)] = value
-    for key, value in (extra_atp or {}).items():
-        atp[key] = atp.get(key, 0) + value
+    for cell, value in (extra_atp or {}).items():
+        atp[cell] = atp.get(cell, 0) + value
     ids = sorted(
         {lid for lid, _ in atp} | set(world.feeding) | ({pickup_id} if pickup_id else set())
     )
-    network = Network([_source(world.locations[i]) for i in ids if i in world.locations])
+    members = tuple(i for i in ids if i in world.locations)
+    network = world.networks.get(members)
+    if network is None:
+        network = world.networks[members] = Network([_source(world.locations[i]) for i in members])
     cols = {line.sku: k for k, line in enumerate(lines)}
     matrix = np.zeros((len(network), len(lines)), dtype=np.int64)
     for (lid, sku), value in atp.items():
