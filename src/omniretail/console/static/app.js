@@ -87,7 +87,7 @@ async function productDetail(p) {
   try {
     const av = await api(`/api/v1/availability?skus=${encodeURIComponent(skus.join(","))}`);
     const byLoc = Object.fromEntries(state.locations.map((l) => [l.id, l.name]));
-    rows = av.items.map((i) => `<tr><td>${esc(i.sku)}</td><td class="num">${i.available}</td><td>${i.locations.map((l) => `${esc(byLoc[l.location_id] || l.location_id)}: ${l.available}`).join(", ")}</td></tr>`).join("");
+    rows = av.items.map((i) => `<tr><td>${esc(i.sku)}</td><td class="num">${i.available}</td><td>${Object.entries(i.locations).map(([id, qty]) => `${esc(byLoc[id] || id)}: ${qty}`).join(", ")}</td></tr>`).join("");
   } catch (e) { rows = `<tr><td colspan="3" class="error">${esc(e.message)}</td></tr>`; }
   box.innerHTML = `<div class="card"><h2>${esc(p.title)}</h2><p>${esc(p.description)}</p>
     <table><thead><tr><th>SKU</th><th class="num">Available</th><th>By location</th></tr></thead><tbody>${rows}</tbody></table></div>`;
@@ -141,7 +141,7 @@ async function storeLookup(ev) {
     if (here && here.latitude != null) { params.set("lat", here.latitude); params.set("lon", here.longitude); params.set("radius_km", "50"); }
     const av = await api(`/api/v1/availability?${params}`);
     const item = av.items[0];
-    const hereQty = (item.locations.find((l) => l.location_id === form.get("location_id")) || { available: 0 }).available;
+    const hereQty = item.locations[form.get("location_id")] ?? 0;
     const nearby = (av.pickup || []).filter((p) => p.location_id !== form.get("location_id")).map((p) => `<tr><td>${esc(p.name)}</td><td class="num">${p.distance_km.toFixed(1)} km</td><td class="num">${p.available[v.sku] ?? 0}</td></tr>`).join("");
     out.innerHTML = `<div class="card"><h2>${esc(v.product.title)} <span class="pill">${esc(v.sku)}</span></h2>
       <p id="here-qty">Here: <strong>${hereQty}</strong> available · all channels: ${item.available}</p>
