@@ -129,28 +129,105 @@ def test_naive_times_are_refused(session):
     assert caught.value.code == "invalid_fact"
 
 
-def test_an_order_placed_event_becomes_a_sale_fact_through_the_outbox(session, monkeypatch):
-    # given only the analytics subscribers (the API module registers them at import)
+def _only_analytics_subscribers(monkeypatch):
     monkeypatch.setattr(events, "_subscribers", defaultdict(list))
     subscribers.register()
-    events.emit(
-        session,
-        "order.placed",
-        {
-            "order_id": "ord_9",
-            "occurred_at": "2024-05-02T16:30:00+02:00",
-            "channel": "app",
-            "customer_id": "cus_9",
-            "currency": "EUR",
-            "session_id": "sess_9",
-            "lines": [{"sku": "MUG", "quantity": 3, "unit_price_minor": 800}],
-        },
-    )
+
+
+PLACED = {
+    "id": "ord_9",
+    "order_id": "ord_9",
+    "customer_id": "cus_9",
+    "channel": "app",
+    "channel_id": "chn_1",
+    "currency": "EUR",
+    "shipping_minor": 450,
+    "tax_minor": 480,
+    "total_minor": 2830,
+    "lines": [
+        {"sku": "MUG", "quantity": 3, "unit_price_minor": 800, "discount_minor": 200,
+         "tax_minor": 480, "location_id": "loc_A"},
+    ],
+    "occurred_at": "2024-05-02T16:30:00+02:00",
+    "session_id": "sess_9",
+}  # fmt: skip
+
+
+def test_an_order_placed_event_becomes_a_sale_fact(session, monkeypatch):
+    # given the payload the order context emits (discount on the line, shipping, tax)
+    _only_analytics_subscribers(monkeypatch)
+    events.emit(session, "order.placed", PLACED)
     service.record_session_fact(session, session_key="sess_9", channel="app", started_at=T)
     # when
     events.dispatch_pending(session)
-    # then the time is stored in UTC and the session converted
+    # then revenue is 3 × 800 − 200 without tax, shipping is a service line, time in UTC
     order = session.scalar(select(OrderFact).where(OrderFact.order_ref == "ord_9"))
-    assert (order.source, order.currency, order.revenue_minor) == ("order", "EUR", 2400)
+    assert (order.source, order.currency, order.revenue_minor, order.service_minor) == (
+        "order",
+        "EUR",
+        2200,
+        450,
+    )
     assert order.occurred_at == datetime(2024, 5, 2, 14, 30, tzinfo=UTC)
+    line = session.scalar(select(SalesLine).where(SalesLine.sku == "MUG"))
+    assert (line.location, line.amount_minor) == ("loc_A", 2200)
     assert session.scalar(select(TrackedSession.order_ref)) == "ord_9"
+
+
+def test_a_pos_sale_of_the_same_order_is_not_counted_twice(session, monkeypatch):
+    _only_analytics_subscribers(monkeypatch)
+    events.emit(session, "order.placed", PLACED)
+    events.emit(session, "pos.sale", PLACED)
+    events.dispatch_pending(session)
+    assert counts(session)["orders"] == 1
+
+
+def test_a_received_return_takes_its_prices_from_the_original_order(session, monkeypatch):
+    # given the order was recorded, and the return event has lines without prices
+    _only_analytics_subscribers(monkeypatch)
+    events.emit(session, "order.placed", PLACED)
+    events.emit(
+        session,
+        "return.received",
+        {
+            "return_id": "rma_1",
+            "order_id": "ord_9",
+            "customer_id": "cus_9",
+            "channel_id": "chn_unknown",
+            "location_id": "loc_B",
+            "lines": [{"sku": "MUG", "quantity": 1, "condition": "sellable"}],
+            "amount_minor": 733,
+            "currency": "EUR",
+            "occurred_at": "2024-05-10T10:00:00+00:00",
+        },
+    )
+    # when
+    events.dispatch_pending(session)
+    # then
+    ret = session.scalar(select(OrderFact).where(OrderFact.order_ref == "rma_1"))
+    assert (ret.kind, ret.revenue_minor, ret.location, ret.original_order_ref) == (
+        "return",
+        -800,
+        "loc_B",
+        "ord_9",
+    )
+
+
+def test_an_event_without_lines_is_skipped_and_delivered(session, monkeypatch):
+    # given an order event of another shape (the customer timeline's)
+    _only_analytics_subscribers(monkeypatch)
+    event = events.emit(session, "order.placed", {"id": "ord-1", "total_minor": 4999})
+    # when
+    delivered = events.dispatch_pending(session)
+    # then
+    assert delivered == 1
+    assert event.last_error is None
+    assert counts(session)["orders"] == 0
+
+
+def test_an_order_cancelled_event_cancels_the_fact(session, monkeypatch):
+    _only_analytics_subscribers(monkeypatch)
+    events.emit(session, "order.placed", PLACED)
+    events.emit(session, "order.cancelled", {"order_id": "ord_9", "reason": "customer"})
+    events.dispatch_pending(session)
+    assert session.scalar(select(OrderFact.cancelled)) is True

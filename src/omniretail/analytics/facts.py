@@ -30,7 +30,7 @@ from omniretail.analytics.models import (
 from omniretail.core.errors import invalid
 from omniretail.core.timeutil import as_utc
 
-_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")
+_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # a channel code or id
 _LOCATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -41,13 +41,25 @@ def dialect_insert(session: Session) -> Any:
 
 @dataclass(frozen=True)
 class FactLine:
-    """A line of a sale or return: positive ``quantity`` units at ``unit_price_minor``."""
+    """A line of a sale or return: positive ``quantity`` units at ``unit_price_minor``.
+    ``amount_minor`` is the line's value when it is not quantity × unit price (a discount);
+    ``location`` the location that sold or received it when it differs from the order's."""
 
     sku: str
     quantity: int
     unit_price_minor: int
     line_type: str = LineType.PRODUCT.value
     description: str = ""
+    amount_minor: int | None = None
+    location: str | None = None
+
+    @property
+    def amount(self) -> int:
+        return (
+            self.quantity * self.unit_price_minor
+            if self.amount_minor is None
+            else self.amount_minor
+        )
 
 
 def _line(value: FactLine | Mapping[str, Any], index: int) -> FactLine:
@@ -61,6 +73,8 @@ def _line(value: FactLine | Mapping[str, Any], index: int) -> FactLine:
                 unit_price_minor=value["unit_price_minor"],
                 line_type=str(value.get("line_type") or LineType.PRODUCT.value),
                 description=str(value.get("description") or ""),
+                amount_minor=value.get("amount_minor"),
+                location=value.get("location"),
             )
         except KeyError as exc:
             raise invalid(
@@ -76,6 +90,14 @@ def _line(value: FactLine | Mapping[str, Any], index: int) -> FactLine:
         raise invalid("invalid_fact_line", f"line {index}: quantity must be positive")
     if line.unit_price_minor < 0:
         raise invalid("invalid_fact_line", f"line {index}: unit price cannot be negative")
+    if line.amount_minor is not None and (
+        isinstance(line.amount_minor, bool)
+        or not isinstance(line.amount_minor, int)
+        or line.amount_minor < 0
+    ):
+        raise invalid("invalid_fact_line", f"line {index}: amount must be an integer >= 0")
+    if line.location is not None and not _LOCATION.match(line.location):
+        raise invalid("invalid_fact_line", f"line {index}: location {line.location!r} is no code")
     if line.line_type not in {t.value for t in LineType}:
         raise invalid("invalid_fact_line", f"line {index}: unknown line type {line.line_type!r}")
     return line
@@ -131,8 +153,8 @@ def _record(
             customer_key=customer_key,
             occurred_at=at,
             currency=currency,
-            revenue_minor=sign * sum(ln.quantity * ln.unit_price_minor for ln in product),
-            service_minor=sign * sum(ln.quantity * ln.unit_price_minor for ln in service),
+            revenue_minor=sign * sum(ln.amount for ln in product),
+            service_minor=sign * sum(ln.amount for ln in service),
             units=sign * sum(ln.quantity for ln in product),
             product_lines=len(product),
             cancelled=False,
@@ -156,12 +178,12 @@ def _record(
                 "kind": kind.value,
                 "line_type": ln.line_type,
                 "channel": channel,
-                "location": location,
+                "location": ln.location or location,
                 "customer_key": customer_key,
                 "sku": ln.sku,
                 "quantity": sign * ln.quantity,
                 "unit_price_minor": ln.unit_price_minor,
-                "amount_minor": sign * ln.quantity * ln.unit_price_minor,
+                "amount_minor": sign * ln.amount,
                 "currency": currency,
                 "occurred_at": at,
             }

@@ -464,8 +464,10 @@ def suggest_replenishment(
     if skus:
         query = query.where(ForecastSeries.sku.in_(list(skus)))
     series = list(session.scalars(query))
-    codes = {loc.code: loc.id for loc in inventory.list_locations(session)}
-    ids_to_code = {v: k for k, v in codes.items()}
+    locations = inventory.list_locations(session)
+    # forecast nodes are location codes (imports) or ids (facts from the order context)
+    codes = {loc.code: loc.id for loc in locations} | {loc.id: loc.id for loc in locations}
+    ids_to_code = {loc.id: loc.code for loc in locations}
     unknown = sorted({s.node for s in series if s.node not in codes})
     wanted = sorted({s.sku for s in series if s.node in codes})
     balances = inventory.stock_balances(session, skus=wanted) if wanted else []

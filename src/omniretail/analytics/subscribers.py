@@ -1,36 +1,51 @@
-"""Outbox subscribers: sales, returns, cancellations and tracked sessions of the other
-contexts become analytics facts. Handlers are idempotent (the facts are keyed by source and
-reference), so a redelivered event changes nothing.
+"""Outbox subscribers: orders, POS sales, returns, cancellations and tracked sessions of the
+other contexts become analytics facts. Handlers are idempotent (facts are keyed by source
+and reference), so a redelivered event changes nothing. A payload that cannot be a fact
+(no lines, no time) is logged and skipped rather than retried: it would fail the same way
+every time.
 
-Expected payloads (ISO-8601 times with an offset; amounts in minor units):
+Payloads (as the order context emits them; times ISO-8601 with an offset, money in minor
+units):
 
-* ``order.placed`` (source ``order``) and ``pos.sale`` (source ``pos``)::
-
-    {"order_id": "ord_...", "occurred_at": "...", "channel": "web", "location": "store-1",
-     "customer_id": "cus_..." | null, "currency": "GBP", "session_id": "..." | null,
-     "lines": [{"sku": "TEE-M", "quantity": 2, "unit_price_minor": 1500,
-                "line_type": "product" | "service"}]}
-
-* ``return.received``: ``return_id``, ``order_id`` (the original), ``occurred_at``,
-  ``channel``, ``location``, ``customer_id``, ``currency``, ``lines`` (positive quantities);
-* ``order.cancelled``: ``order_id``;
-* ``tracking.session.started``: ``session_id``, ``channel``, ``started_at``,
-  ``customer_id``.
+* ``order.placed`` and ``pos.sale`` (``order.service.order_payload``): ``order_id``,
+  ``occurred_at``, ``channel`` (code) or ``channel_id``, ``customer_id`` (null for guests),
+  ``currency``, ``shipping_minor``, ``location_id`` (POS), ``session_id`` (optional) and
+  ``lines[{sku, quantity, unit_price_minor, discount_minor, location_id}]``. Both are
+  recorded under source ``order``, so one order is never counted twice. A line's value is
+  quantity × unit price − discount, as priced (tax-inclusive prices stay inclusive; tax added
+  on top is not revenue); shipping becomes a ``SHIPPING`` service line; each line keeps the
+  location it was allocated to (a location id).
+* ``return.received``: ``return_id``, ``order_id``, ``occurred_at``, ``channel_id``,
+  ``location_id``, ``customer_id``, ``currency``, ``amount_minor`` and
+  ``lines[{sku, quantity}]``; unit prices come from the original order's facts, else the
+  refunded amount is spread over the units.
+* ``order.cancelled``: ``order_id``.
+* ``tracking.session.started``: ``session_id``, ``channel``, ``started_at``, ``customer_id``.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from omniretail.analytics import facts
+from omniretail.analytics.domain import Kind
+from omniretail.analytics.models import OrderFact, SalesLine
 from omniretail.core import events
-from omniretail.core.errors import invalid
+from omniretail.core.errors import AppError
 from omniretail.core.models import OutboxEvent
+from omniretail.core.money import allocate
 
-SALE_SOURCES = {"order.placed": "order", "pos.sale": "pos"}
+log = logging.getLogger("omniretail.analytics")
+SOURCE = "order"
+
+
+class Skip(Exception):
+    """The event carries no fact for analytics."""
 
 
 def _time(payload: dict[str, Any], *names: str) -> datetime:
@@ -40,67 +55,171 @@ def _time(payload: dict[str, Any], *names: str) -> datetime:
             try:
                 return datetime.fromisoformat(str(value))
             except ValueError:
-                raise invalid("invalid_event", f"{name} is not an ISO time: {value!r}") from None
-    raise invalid("invalid_event", f"the event has no {' or '.join(names)}")
+                raise Skip(f"{name} is not an ISO time: {value!r}") from None
+    raise Skip(f"no {' or '.join(names)}")
 
 
 def _ref(payload: dict[str, Any], *names: str) -> str:
     for name in names:
         if payload.get(name):
             return str(payload[name])
-    raise invalid("invalid_event", f"the event has no {' or '.join(names)}")
+    raise Skip(f"no {' or '.join(names)}")
 
 
 def _customer(payload: dict[str, Any]) -> str | None:
-    value = payload.get("customer_id") or payload.get("customer")
+    value = payload.get("customer_id")
     return str(value) if isinstance(value, str | int) and value != "" else None
+
+
+def _channel(session: Session, payload: dict[str, Any], fallback: str | None = None) -> str:
+    if payload.get("channel"):
+        return str(payload["channel"])
+    channel_id = payload.get("channel_id")
+    if channel_id:
+        from omniretail.catalog import service as catalog
+
+        try:
+            return catalog.get_channel(session, str(channel_id)).code
+        except AppError:
+            return str(channel_id)
+    if fallback:
+        return fallback
+    raise Skip("no channel")
+
+
+def _handle(event: OutboxEvent, record: Any) -> None:
+    try:
+        record()
+    except Skip as reason:
+        log.info("event %s (%s) skipped: %s", event.id, event.topic, reason)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("event %s (%s) has a malformed line: %r", event.id, event.topic, exc)
+    except AppError as exc:
+        if exc.status >= 500:
+            raise
+        log.warning("event %s (%s) is not a valid fact: %s", event.id, event.topic, exc.message)
 
 
 def on_sale(session: Session, event: OutboxEvent) -> None:
     payload = dict(event.payload or {})
-    facts.record_sale_fact(
-        session,
-        order_ref=_ref(payload, "order_id", "id"),
-        occurred_at=_time(payload, "occurred_at", "placed_at", "created_at"),
-        channel=str(payload.get("channel") or "web"),
-        location=payload.get("location"),
-        customer_key=_customer(payload),
-        currency=str(payload.get("currency") or "GBP"),
-        lines=list(payload.get("lines") or []),
-        source=SALE_SOURCES.get(event.topic, "order"),
-        session_key=payload.get("session_id"),
+
+    def record() -> None:
+        raw = payload.get("lines")
+        if not raw:
+            raise Skip("no lines")
+        lines: list[facts.FactLine] = []
+        for line in raw:
+            quantity = int(line["quantity"])
+            price = int(line.get("unit_price_minor") or 0)
+            discount = int(line.get("discount_minor") or 0)
+            lines.append(
+                facts.FactLine(
+                    sku=str(line["sku"]),
+                    quantity=quantity,
+                    unit_price_minor=price,
+                    amount_minor=max(0, quantity * price - discount),
+                    location=line.get("location_id"),
+                )
+            )
+        shipping = int(payload.get("shipping_minor") or 0)
+        if shipping > 0:
+            lines.append(facts.FactLine("SHIPPING", 1, shipping, line_type="service"))
+        facts.record_sale_fact(
+            session,
+            order_ref=_ref(payload, "order_id", "id"),
+            occurred_at=_time(payload, "occurred_at", "placed_at"),
+            channel=_channel(session, payload),
+            location=payload.get("location_id"),
+            customer_key=_customer(payload),
+            currency=str(payload.get("currency") or "GBP"),
+            lines=lines,
+            source=SOURCE,
+            session_key=payload.get("session_id"),
+        )
+
+    _handle(event, record)
+
+
+def _original_prices(session: Session, order_ref: str | None) -> dict[str, int]:
+    if not order_ref:
+        return {}
+    rows = session.execute(
+        select(SalesLine.sku, SalesLine.unit_price_minor).where(
+            SalesLine.order_ref == order_ref, SalesLine.kind == Kind.SALE.value
+        )
     )
+    return {sku: price for sku, price in rows}
 
 
 def on_return(session: Session, event: OutboxEvent) -> None:
     payload = dict(event.payload or {})
-    facts.record_return_fact(
-        session,
-        return_ref=_ref(payload, "return_id", "id"),
-        occurred_at=_time(payload, "occurred_at", "received_at", "created_at"),
-        channel=str(payload.get("channel") or "web"),
-        location=payload.get("location"),
-        customer_key=_customer(payload),
-        currency=str(payload.get("currency") or "GBP"),
-        lines=list(payload.get("lines") or []),
-        source=str(payload.get("source") or "order"),
-        original_order_ref=payload.get("order_id"),
-    )
+
+    def record() -> None:
+        raw = payload.get("lines")
+        if not raw:
+            raise Skip("no lines")
+        original = payload.get("order_id")
+        prices = _original_prices(session, original)
+        known: dict[str, int] = {}
+        for line in raw:
+            known[str(line["sku"])] = known.get(str(line["sku"]), 0) + int(line["quantity"])
+        amounts: dict[str, int] = {}
+        if all("unit_price_minor" in line or str(line["sku"]) in prices for line in raw):
+            for line in raw:
+                sku = str(line["sku"])
+                price = int(line.get("unit_price_minor", prices.get(sku, 0)))
+                amounts[sku] = amounts.get(sku, 0) + int(line["quantity"]) * price
+        else:  # spread the refunded amount over the units
+            shares = allocate(int(payload.get("amount_minor") or 0), list(known.values()))
+            amounts = dict(zip(known, shares, strict=True))
+        bought_on = session.scalar(
+            select(OrderFact.channel).where(OrderFact.order_ref == (original or "")).limit(1)
+        )
+        facts.record_return_fact(
+            session,
+            return_ref=_ref(payload, "return_id", "id"),
+            occurred_at=_time(payload, "occurred_at", "received_at"),
+            channel=_channel(session, payload, fallback=bought_on),
+            location=payload.get("location_id"),
+            customer_key=_customer(payload),
+            currency=str(payload.get("currency") or "GBP"),
+            lines=[
+                facts.FactLine(
+                    sku=sku,
+                    quantity=quantity,
+                    unit_price_minor=amounts[sku] // quantity if quantity else 0,
+                    amount_minor=amounts[sku],
+                )
+                for sku, quantity in known.items()
+            ],
+            source=SOURCE,
+            original_order_ref=original,
+        )
+
+    _handle(event, record)
 
 
 def on_cancel(session: Session, event: OutboxEvent) -> None:
     payload = dict(event.payload or {})
-    facts.record_cancellation_fact(session, order_ref=_ref(payload, "order_id", "id"))
+    _handle(
+        event,
+        lambda: facts.record_cancellation_fact(
+            session, order_ref=_ref(payload, "order_id", "id"), source=SOURCE
+        ),
+    )
 
 
 def on_session(session: Session, event: OutboxEvent) -> None:
     payload = dict(event.payload or {})
-    facts.record_session_fact(
-        session,
-        session_key=_ref(payload, "session_id", "id"),
-        channel=str(payload.get("channel") or "web"),
-        started_at=_time(payload, "started_at", "occurred_at"),
-        customer_key=_customer(payload),
+    _handle(
+        event,
+        lambda: facts.record_session_fact(
+            session,
+            session_key=_ref(payload, "session_id", "id"),
+            channel=_channel(session, payload),
+            started_at=_time(payload, "started_at", "occurred_at"),
+            customer_key=_customer(payload),
+        ),
     )
 
 
