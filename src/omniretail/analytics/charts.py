@@ -8,9 +8,6 @@ import io
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -19,6 +16,10 @@ if TYPE_CHECKING:
     from omniretail.analytics.forecasting import BacktestResult
     from omniretail.analytics.kpis import ChannelMixReport, CohortReport, RfmReport
     from omniretail.analytics.lifetime import ClvReport
+
+matplotlib.use("Agg")
+# Reproducible SVG (fixed ids, text kept as text); set once, as rc_context is not thread-safe.
+matplotlib.rcParams.update({"svg.hashsalt": "omniretail", "svg.fonttype": "none"})
 
 FORMATS = ("png", "svg")
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
@@ -30,8 +31,7 @@ GREY = "#8a8a8a"
 def _render(fig: Figure, fmt: str) -> bytes:
     buffer = io.BytesIO()
     metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": None}
-    with matplotlib.rc_context({"svg.hashsalt": "omniretail", "svg.fonttype": "none"}):
-        fig.savefig(buffer, format=fmt, dpi=110, bbox_inches="tight", metadata=metadata)
+    fig.savefig(buffer, format=fmt, dpi=110, bbox_inches="tight", metadata=metadata)
     return buffer.getvalue()
 
 
