@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -1502,17 +1503,15 @@ def release_reservation(
     at = _now(now)
 
     def run() -> ReservationView:
-        header = _header(session, reservation_id)
+        header, lines = _read_reservation(session, reservation_id)
         if header.status in (ReservationStatus.RELEASED.value, ReservationStatus.EXPIRED.value):
-            return get_reservation(session, reservation_id, at)
+            return _view_of(header, lines, at)
         if header.status == ReservationStatus.FULFILLED.value:
             raise _not_active(header.status, reservation_id, "release")
         held = header.status == ReservationStatus.ACTIVE.value
         line_status = LineStatus.HELD if held else LineStatus.ALLOCATED
-        _, lines = _load_for_change(session, reservation_id, line_status)
-        _lock_stock(session, (line.stock_id for line in lines))
         moved = _transition_lines(session, reservation_id, line_status, LineStatus.RELEASED)
-        apply_changes(
+        _apply_unconditional(
             session,
             [
                 Change(
@@ -1526,19 +1525,184 @@ def release_reservation(
             ],
             at,
         )
-        _set_header(session, reservation_id, at, status=ReservationStatus.RELEASED.value)
-        return get_reservation(session, reservation_id, at)
+        values = {"status": ReservationStatus.RELEASED.value}
+        _set_header(session, reservation_id, at, **values)
+        return _view_after(
+            session, header, lines, at, line_status, moved, LineStatus.RELEASED, **values
+        )
 
     return atomic(session, run)
 
 
-def _header(session: Session, reservation_id: str) -> Any:
-    header = session.execute(
-        select(RESERVATIONS).where(RESERVATIONS.c.id == reservation_id)
-    ).first()
-    if header is None:
+# The header and every line of a reservation in one statement. The lines' stock rows are
+# locked in id order on PostgreSQL (stock rows before lines and header: the lock order).
+_RESERVATION_READ = (
+    select(
+        RESERVATIONS.c.id,
+        RESERVATIONS.c.status,
+        RESERVATIONS.c.kind,
+        RESERVATIONS.c.channel_id,
+        RESERVATIONS.c.reference,
+        RESERVATIONS.c.order_reference,
+        RESERVATIONS.c.expires_at,
+        RESERVATIONS.c.created_at,
+        L.id.label("line_id"),
+        L.stock_id,
+        L.sku,
+        L.location_id,
+        L.quantity,
+        L.status.label("line_status"),
+        L.expires_at.label("line_expires_at"),
+    )
+    .select_from(
+        LINES.join(RESERVATIONS, RESERVATIONS.c.id == L.reservation_id).join(
+            STOCK, S.id == L.stock_id
+        )
+    )
+    .where(L.reservation_id == bindparam("rid"))
+    .order_by(S.id, L.id)
+    .with_for_update(of=STOCK, key_share=True)
+)
+
+
+def _read_reservation(session: Session, reservation_id: str) -> tuple[Any, list[Any]]:
+    """The header (404 if unknown) and all its lines in id order, in one statement that also
+    locks their stock rows (PostgreSQL). The lines may be older than the locks: writers move
+    them with a conditional update afterwards and use what that update returns."""
+    rows = session.execute(_RESERVATION_READ, {"rid": reservation_id}).all()
+    if not rows:  # every reservation has lines
         raise not_found("reservation", reservation_id)
-    return header
+    return rows[0], sorted(rows, key=lambda r: r.line_id)
+
+
+def _view_of(
+    header: Any,
+    lines: Sequence[Any],
+    now: datetime,
+    moved_ids: set[int] | frozenset[int] = frozenset(),
+    to_status: LineStatus | None = None,
+    **values: Any,
+) -> ReservationView:
+    """The view of a reservation read with :func:`_read_reservation`, after moving the lines
+    ``moved_ids`` to ``to_status`` and setting the header ``values`` (no second read)."""
+    status = values.get("status", header.status)
+    expires_at = values.get("expires_at", header.expires_at)
+    expires_at = as_utc(expires_at) if expires_at is not None else None
+    return ReservationView(
+        id=header.id,
+        status=_effective_status(status, expires_at, now),
+        kind=header.kind,
+        channel_id=header.channel_id,
+        reference=header.reference,
+        order_reference=values.get("order_reference", header.order_reference),
+        expires_at=expires_at,
+        created_at=as_utc(header.created_at),
+        lines=[
+            ReservationLineView(
+                line.sku,
+                line.location_id,
+                line.quantity,
+                to_status.value
+                if to_status is not None and line.line_id in moved_ids
+                else line.line_status,
+            )
+            for line in lines
+        ],
+    )
+
+
+def _view_after(
+    session: Session,
+    header: Any,
+    lines: Sequence[Any],
+    now: datetime,
+    from_status: LineStatus,
+    moved: Sequence[Any],
+    to_status: LineStatus,
+    **values: Any,
+) -> ReservationView:
+    """The view after a transition: built from the read when the update moved exactly the
+    lines read in ``from_status`` (the usual case), else read again."""
+    moved_ids = {m.id for m in moved}
+    if moved_ids == {line.line_id for line in lines if line.line_status == from_status.value}:
+        return _view_of(header, lines, now, moved_ids, to_status, **values)
+    return get_reservation(session, header.id, now)
+
+
+def _apply_unconditional(
+    session: Session, changes: Sequence[Change], now: datetime
+) -> dict[int, Any]:
+    """Changes without a floor (releases, allocations, sales of allocated units) to several
+    stock rows in one ``UPDATE`` (the counters' check constraints still hold; the rows must
+    already be locked), their ledger rows in one insert, and the stock-level events, exactly
+    as :func:`apply_changes` would write them. Returns the rows after the changes."""
+    if not changes:
+        return {}
+    ordered = sorted(changes, key=lambda ch: ch.stock_id)
+    totals: dict[int, list[int]] = {}
+    for c in ordered:
+        if c.floor is not None or c.safety or c.incoming:
+            raise ValueError("only unconditional on-hand, allocated and held changes")
+        t = totals.setdefault(c.stock_id, [0, 0, 0])
+        t[0] += c.on_hand
+        t[1] += c.allocated
+        t[2] += c.held
+    ids = sorted(totals)
+    values: dict[str, Any] = {"updated_at": now}
+    for n, column in enumerate(("on_hand", "allocated", "held")):
+        deltas = {i: totals[i][n] for i in ids if totals[i][n]}
+        if deltas:
+            values[column] = STOCK.c[column] + case(deltas, value=S.id, else_=0)
+    rows = session.execute(
+        update(STOCK).where(S.id.in_(ids)).values(values).returning(*_RETURNING)
+    ).all()
+    after = {row.id: row for row in rows}
+    session.execute(
+        insert(LEDGER),
+        [
+            {
+                "stock_id": c.stock_id,
+                "sku": after[c.stock_id].sku,
+                "location_id": after[c.stock_id].location_id,
+                "reason": c.reason.value,
+                "on_hand_delta": c.on_hand,
+                "allocated_delta": c.allocated,
+                "held_delta": c.held,
+                "safety_delta": 0,
+                "incoming_delta": 0,
+                "reference": c.reference,
+                "note": c.note,
+                "created_at": now,
+            }
+            for c in ordered
+        ],
+    )
+    # Stock-level events per change, as if the changes ran one after the other in id order.
+    sellable = {
+        i: r.on_hand - r.allocated - r.safety_stock - (totals[i][0] - totals[i][1])
+        for i, r in after.items()
+    }
+    for c in ordered:
+        delta = c.on_hand - c.allocated
+        if not delta:
+            continue
+        row = after[c.stock_id]
+        before = sellable[c.stock_id]
+        sellable[c.stock_id] = before + delta
+        for ev in stock_level_events(before, before + delta, row.low_stock_threshold):
+            emit(
+                session,
+                ev.topic,
+                {
+                    "sku": row.sku,
+                    "variant_id": row.variant_id,
+                    "location_id": row.location_id,
+                    "available": ev.available,
+                    "low_stock_threshold": row.low_stock_threshold,
+                },
+                aggregate_id=row.sku,
+            )
+    return after
 
 
 def allocate_reservation(
@@ -1550,18 +1714,20 @@ def allocate_reservation(
 ) -> ReservationView:
     """Convert a live hold into an allocation when the order is placed: the units move from
     ``held`` to ``allocated`` and no longer expire. An expired hold is a 409
-    ``reservation_expired`` (its units may be someone else's by now)."""
+    ``reservation_expired`` (its units may be someone else's by now).
+
+    Set-based: one read (that locks the stock rows), one update of the lines, one of the
+    stock rows, one ledger insert and the header, whatever the number of lines."""
     at = _now(now)
 
     def run() -> ReservationView:
-        header = _header(session, reservation_id)
+        header, lines = _read_reservation(session, reservation_id)
         status = _effective_status(header.status, _aware(header.expires_at), at)
         if status == ReservationStatus.ALLOCATED.value:
-            return get_reservation(session, reservation_id, at)
+            return _view_of(header, lines, at)
         if status != ReservationStatus.ACTIVE.value:
             raise _not_active(status, reservation_id, "allocate")
-        _, lines = _load_for_change(session, reservation_id, LineStatus.HELD)
-        _lock_stock(session, (line.stock_id for line in lines))
+        held = {line.line_id for line in lines if line.line_status == LineStatus.HELD.value}
         moved = _transition_lines(
             session,
             reservation_id,
@@ -1570,9 +1736,11 @@ def allocate_reservation(
             L.expires_at > at,
             expires_at=None,
         )
-        if len(moved) != len(lines) or not moved:
+        # Every line read as held must still be a live hold (one expired, or the reservation
+        # was released or swept since the read: the hold is gone).
+        if not moved or {m.id for m in moved} != held:
             raise _not_active(ReservationStatus.EXPIRED.value, reservation_id, "allocate")
-        apply_changes(
+        _apply_unconditional(
             session,
             [
                 Change(stock_id, Reason.ALLOCATION, held=-q, allocated=q, reference=reservation_id)
@@ -1580,15 +1748,13 @@ def allocate_reservation(
             ],
             at,
         )
-        _set_header(
-            session,
-            reservation_id,
-            at,
-            status=ReservationStatus.ALLOCATED.value,
-            expires_at=None,
-            order_reference=order_reference,
-        )
-        return get_reservation(session, reservation_id, at)
+        values = {
+            "status": ReservationStatus.ALLOCATED.value,
+            "expires_at": None,
+            "order_reference": order_reference,
+        }
+        _set_header(session, reservation_id, at, **values)
+        return _view_of(header, lines, at, held, LineStatus.ALLOCATED, **values)
 
     return atomic(session, run)
 
@@ -1600,18 +1766,16 @@ def fulfill_reservation(
     at = _now(now)
 
     def run() -> ReservationView:
-        header = _header(session, reservation_id)
+        header, lines = _read_reservation(session, reservation_id)
         if header.status == ReservationStatus.FULFILLED.value:
-            return get_reservation(session, reservation_id, at)
+            return _view_of(header, lines, at)
         if header.status != ReservationStatus.ALLOCATED.value:
             status = _effective_status(header.status, _aware(header.expires_at), at)
             raise _not_active(status, reservation_id, "fulfil (allocate it first)")
-        _, lines = _load_for_change(session, reservation_id, LineStatus.ALLOCATED)
-        _lock_stock(session, (line.stock_id for line in lines))
         moved = _transition_lines(
             session, reservation_id, LineStatus.ALLOCATED, LineStatus.FULFILLED
         )
-        apply_changes(
+        _apply_unconditional(
             session,
             [
                 Change(stock_id, Reason.SALE, on_hand=-q, allocated=-q, reference=reservation_id)
@@ -1619,8 +1783,18 @@ def fulfill_reservation(
             ],
             at,
         )
-        _set_header(session, reservation_id, at, status=ReservationStatus.FULFILLED.value)
-        return get_reservation(session, reservation_id, at)
+        values = {"status": ReservationStatus.FULFILLED.value}
+        _set_header(session, reservation_id, at, **values)
+        return _view_after(
+            session,
+            header,
+            lines,
+            at,
+            LineStatus.ALLOCATED,
+            moved,
+            LineStatus.FULFILLED,
+            **values,
+        )
 
     return atomic(session, run)
 
