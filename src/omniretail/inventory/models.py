@@ -62,6 +62,18 @@ class StockLevel(Base):
     __table_args__ = (
         UniqueConstraint("sku", "location_id"),
         Index("ix_stock_levels_location", "location_id"),
+        # SQLite: availability reads every counter of a SKU's rows from this index alone (no
+        # table lookups). Not on PostgreSQL, where indexing the counters would stop the hot
+        # row's updates from being HOT (heap-only) updates.
+        Index(
+            "ix_stock_levels_atp",
+            "sku",
+            "location_id",
+            "on_hand",
+            "allocated",
+            "held",
+            "safety_stock",
+        ).ddl_if(dialect="sqlite"),
         CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
         CheckConstraint("allocated >= 0", name="allocated_not_negative"),
         CheckConstraint("held >= 0", name="held_not_negative"),

@@ -344,21 +344,26 @@ def _require_locations(session: Session, ids: Iterable[str], active: bool = True
 _CAPABILITY_MARKERS = tuple((c.value, f'"{c.value}"') for c in Capability)
 
 
-def _active_location_facts(session: Session) -> list[LocationFacts]:
-    """Id, code, type and capabilities of every active location. Capabilities are read as
-    JSON text and matched against the known names (cheaper than decoding 200 JSON arrays on
-    every availability call)."""
+def _active_location_facts(session: Session) -> tuple[list[LocationFacts], int]:
+    """Id, code, type and capabilities of every active location, and the number of all
+    locations (active or not). Capabilities are read as JSON text and matched against the
+    known names (cheaper than decoding 200 JSON arrays on every availability call)."""
     rows = session.execute(
         select(
-            Location.id, Location.code, Location.type, cast_(Location.capabilities, String)
-        ).where(Location.active.is_(True))
+            Location.id,
+            Location.code,
+            Location.type,
+            cast_(Location.capabilities, String),
+            Location.active,
+        )
     ).all()
     return [
         LocationFacts(
             i, c, t, tuple(name for name, marker in _CAPABILITY_MARKERS if marker in (raw or ""))
         )
-        for i, c, t, raw in rows
-    ]
+        for i, c, t, raw, active in rows
+        if active
+    ], len(rows)
 
 
 # --- channels: sourcing rules, buffer, reservation TTL --------------------------------------
@@ -371,6 +376,7 @@ class ChannelContext:
     buffer: int
     ttl_seconds: int
     location_ids: tuple[str, ...]  # active locations feeding the channel, in preference order
+    every_location: bool = False  # every location (active or not) feeds it: no filter needed
 
 
 @dataclass(frozen=True)
@@ -469,10 +475,12 @@ def _rules(session: Session, channel_id: str) -> list[SourcingRule]:
 def channel_context(session: Session, channel_ref: str | None) -> ChannelContext:
     """Which locations feed a channel, its buffer and its hold TTL. Without a channel: every
     active location, no buffer, the default TTL."""
-    facts = _active_location_facts(session)
+    facts, n_locations = _active_location_facts(session)
     if channel_ref is None:
         ids = sourcing_locations([], facts)
-        return ChannelContext(None, None, 0, DEFAULT_CART_TTL_SECONDS, tuple(ids))
+        return ChannelContext(
+            None, None, 0, DEFAULT_CART_TTL_SECONDS, tuple(ids), len(ids) == n_locations
+        )
     channel = catalog.get_channel(session, channel_ref)
     if not channel.active:
         raise conflict("channel_inactive", f"channel {channel.code!r} is not active")
@@ -484,6 +492,7 @@ def channel_context(session: Session, channel_ref: str | None) -> ChannelContext
         settings.buffer if settings else 0,
         settings.reservation_ttl_seconds if settings else DEFAULT_CART_TTL_SECONDS,
         tuple(ids),
+        len(set(ids)) == n_locations,
     )
 
 
@@ -1935,7 +1944,14 @@ def availability(
     per_sku: dict[str, dict[str, int]] = {}
     if ctx.location_ids:
         per_sku = _positive_atp(
-            session, "sku", wanted, list(ctx.location_ids), buffer, at, with_expired
+            session,
+            "sku",
+            wanted,
+            list(ctx.location_ids),
+            buffer,
+            at,
+            with_expired,
+            every_location=ctx.every_location,
         )
     missing = [sku for sku in wanted if sku not in per_sku]
     if missing:
@@ -1965,29 +1981,39 @@ def availability(
     return Availability(ctx.channel_code, buffer, items, pickup_out)
 
 
-def _atp_query(by: str, postgres: bool, with_expired: bool) -> Any:
+def _atp_query(by: str, postgres: bool, with_expired: bool, every_location: bool = False) -> Any:
     """Positive ATP after the buffer, aggregated in the database into one JSON object per SKU
     ({location: units}) or per location ({sku: units}): no per-row work in Python. The
-    expired-holds correction is joined only when such holds exist (rare between sweeps)."""
+    expired-holds correction is added only when such holds exist (rare between sweeps), and
+    on SQLite only for rows with holds (an indexed probe of their expired hold lines).
+    ``every_location``: the locations feeding the channel are all the locations, so the
+    SKUs' rows need no location filter."""
     held: Any = S.held
     source: Any = STOCK
-    if with_expired:
+    if with_expired and postgres:
         expired = _expired_holds()
         held = S.held - func.coalesce(expired.c.units, 0)
         source = STOCK.outerjoin(expired, expired.c.stock_id == S.id)
+    elif with_expired:
+        lines = LINES.alias("expired_lines")
+        units = (
+            select(func.coalesce(func.sum(lines.c.quantity), 0))
+            .where(
+                lines.c.stock_id == S.id,
+                lines.c.status == LineStatus.HELD.value,
+                lines.c.expires_at <= bindparam("now"),
+            )
+            .scalar_subquery()
+        )
+        held = case((S.held > 0, S.held - units), else_=0)
     value = (S.on_hand - S.allocated - held - S.safety_stock - bindparam("buffer")).label("v")
     # SQLite, many locations: walk each SKU's index range and filter the locations instead of
     # one index probe per (SKU, location) pair (``|| ''`` keeps the planner off the column).
     location = S.location_id if postgres or by != "sku" else S.location_id.op("||")(literal(""))
-    inner = (
-        select(S.sku, S.location_id, value)
-        .select_from(source)
-        .where(
-            S.sku.in_(bindparam("skus", expanding=True)),
-            location.in_(bindparam("locs", expanding=True)),
-        )
-        .subquery("atp")
-    )
+    where = [S.sku.in_(bindparam("skus", expanding=True))]
+    if not (every_location and by == "sku" and not postgres):
+        where.append(location.in_(bindparam("locs", expanding=True)))
+    inner = select(S.sku, S.location_id, value).select_from(source).where(*where).subquery("atp")
     group, key = (
         (inner.c.sku, inner.c.location_id) if by == "sku" else (inner.c.location_id, inner.c.sku)
     )
@@ -1996,10 +2022,11 @@ def _atp_query(by: str, postgres: bool, with_expired: bool) -> Any:
 
 
 _ATP_QUERIES = {
-    (by, pg, exp): _atp_query(by, pg, exp)
+    (by, pg, exp, every): _atp_query(by, pg, exp, every)
     for by in ("sku", "location")
     for pg in (True, False)
     for exp in (True, False)
+    for every in (True, False)
 }
 _ANY_EXPIRED = (
     select(L.id).where(L.status == LineStatus.HELD.value, L.expires_at <= bindparam("now")).limit(1)
@@ -2014,13 +2041,16 @@ def _positive_atp(
     buffer: int,
     now: datetime,
     with_expired: bool,
+    every_location: bool = False,
 ) -> dict[str, dict[str, int]]:
     postgres = session.get_bind().dialect.name == "postgresql"
-    rows = session.execute(
-        _ATP_QUERIES[(by, postgres, with_expired)],
-        {"skus": skus, "locs": location_ids, "buffer": buffer, "now": now},
-    ).all()
-    return {k: v if isinstance(v, dict) else json.loads(v) for k, v in rows}
+    every = every_location and by == "sku" and not postgres
+    params: dict[str, Any] = {"skus": skus, "buffer": buffer, "now": now}
+    if not every:
+        params["locs"] = location_ids
+    rows = session.execute(_ATP_QUERIES[(by, postgres, with_expired, every)], params).all()
+    loads = json.loads
+    return {k: v if isinstance(v, dict) else loads(v) for k, v in rows}
 
 
 # --- transfers ------------------------------------------------------------------------------
