@@ -36,6 +36,7 @@ from omniretail.customer.models import Identifier, IdentityLink, Merge, Profile
 from omniretail.customer.settings import get_customer_settings
 
 _PENDING = "customer_pending_identifiers"
+_FLUSHES = "customer_flushes"
 
 
 @event.listens_for(Session, "after_flush")
@@ -43,6 +44,7 @@ def _flushed(session: Session, _context: object) -> None:
     pending = session.info.get(_PENDING)
     if pending:
         pending.clear()
+    session.info[_FLUSHES] = session.info.get(_FLUSHES, 0) + 1
 
 
 PRIORITY = {
@@ -98,6 +100,9 @@ class Resolver:
         self.known: dict[str, Ident | None] = {}
         self.checked_pairs: set[tuple[str, str]] = set()
         self.created_profiles: list[str] = []
+        # profiles created by this resolver -> the session's flush count at their creation:
+        # until the next flush nothing of theirs is stored (no key, no identifier to count)
+        self._created_at: dict[str, int] = {}
         self._roots: dict[str, str] = {}  # absorbed root -> survivor, for merges in this batch
         self._links_added: set[tuple[str, str]] = set()
         # (root, type) of identifiers created and not flushed yet; emptied by every flush
@@ -159,7 +164,9 @@ class Resolver:
             source=self.source,
         )
         if kind in domain.PII_IDENTIFIER_TYPES:
-            key = data_keys(self.session, [profile_id], create=True)[profile_id]
+            key = data_keys(self.session, [profile_id], create=True, new=self.new_profiles())[
+                profile_id
+            ]
             row.value_enc = encrypt_text(key, seen.value)
         else:
             row.value = seen.value
@@ -185,7 +192,17 @@ class Resolver:
             )
         )
         self.created_profiles.append(pid)
+        self._created_at[pid] = self.session.info.get(_FLUSHES, 0)
         return pid
+
+    def new_profiles(self) -> set[str]:
+        """Profiles created by this resolver (never stored with a data key before)."""
+        return set(self._created_at)
+
+    def _unflushed(self, profile_id: str) -> bool:
+        """Created by this resolver and not flushed since: nothing of it is in the database."""
+        at = self._created_at.get(profile_id)
+        return at is not None and at == self.session.info.get(_FLUSHES, 0)
 
     # --- resolution -------------------------------------------------------------------
 
@@ -377,8 +394,11 @@ class Resolver:
     def counts(self, root: str) -> dict[str, int]:
         """Identifier counts per type of a person: stored ones plus those created in this
         batch and not flushed yet (saves a flush per check)."""
-        with self.session.no_autoflush:
-            counts = identifier_counts(self.session, root)
+        if self._unflushed(root):
+            counts: dict[str, int] = {}  # no stored identifier can belong to it yet
+        else:
+            with self.session.no_autoflush:
+                counts = identifier_counts(self.session, root)
         for pid, kind in self._pending:
             if self._root(pid) == root:
                 counts[kind] = counts.get(kind, 0) + 1

@@ -15,12 +15,25 @@ from omniretail.customer.models import DataKey
 _SESSION_CACHE = "customer_data_keys"
 
 
-def data_keys(session: Session, profile_ids: Iterable[str], create: bool) -> dict[str, Fernet]:
+def data_keys(
+    session: Session,
+    profile_ids: Iterable[str],
+    create: bool,
+    new: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, Fernet]:
     """The data keys of these profiles (created when missing and ``create``). Unwrapped keys
-    are cached on the session only, so they never outlive the transaction."""
+    are cached on the session only, so they never outlive the transaction. ``new``: profiles
+    created in this transaction, which cannot have a stored key yet (no query for them)."""
     cache: dict[str, Fernet] = session.info.setdefault(_SESSION_CACHE, {})
+    profile_ids = list(profile_ids)
     wanted = [pid for pid in set(profile_ids) if pid not in cache]
     ring = key_ring()
+    if create and new:
+        for pid in [pid for pid in wanted if pid in new]:
+            key, wrapped = ring.new_data_key()
+            session.add(DataKey(profile_id=pid, wrapped=wrapped, created_at=utcnow()))
+            cache[pid] = key
+        wanted = [pid for pid in wanted if pid not in cache]
     if wanted:
         rows = session.execute(
             select(DataKey.profile_id, DataKey.wrapped).where(DataKey.profile_id.in_(wanted))

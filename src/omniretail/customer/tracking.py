@@ -350,7 +350,9 @@ def ingest(
         owners.append(resolver.resolve(seen, cause=ev.type, message_id=ev.message_id))
 
     with_pii = {pid for ev, pid in zip(events, owners, strict=True) if ev.pii and pid}
-    keys = data_keys(session, with_pii, create=True) if with_pii else {}
+    keys = (
+        data_keys(session, with_pii, create=True, new=resolver.new_profiles()) if with_pii else {}
+    )
     rows = []
     for ev, pid in zip(events, owners, strict=True):
         pii_enc = None
