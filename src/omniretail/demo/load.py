@@ -13,6 +13,7 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -167,7 +168,7 @@ def load_demo(
         if leaf not in leaf_codes:
             catalog.create_category(session, leaf, leaf.title(), PARENTS.get(leaf, "gifts"))
             leaf_codes.add(leaf)
-        variants = []
+        variants: list[dict[str, Any]] = []
         for size_code, size_name, surcharge in SIZES:
             sku = f"{item.stock_code}-{size_code}"
             variants.append(
