@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from omniretail.all_models import metadata
+from omniretail.core.migrate import for_dialect
 
 
 @pytest.mark.skipif(
@@ -14,6 +15,7 @@ from omniretail.all_models import metadata
 )
 def test_migrations_match_models(engine):
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_object": for_dialect(conn.dialect.name)}
+        context = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(context, metadata)
     assert diff == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from omniretail.core.db import Base
@@ -91,7 +91,6 @@ class ProductPublication(Base):
     """A product visible on a channel (unless the channel has ``publish_all``)."""
 
     __tablename__ = "product_publications"
-    __table_args__ = (UniqueConstraint("channel_id", "product_id"),)
 
     channel_id: Mapped[str] = mapped_column(
         ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True

@@ -6,6 +6,7 @@ from alembic import context
 
 from omniretail.all_models import metadata
 from omniretail.core.db import make_engine
+from omniretail.core.migrate import for_dialect
 
 config = context.config
 
@@ -25,6 +26,7 @@ def _run(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=metadata,
+        include_object=for_dialect(connection.dialect.name),  # type: ignore[attr-defined]
         render_as_batch=True,  # SQLite needs batch mode to alter tables
         compare_type=True,
     )
