@@ -321,8 +321,18 @@ def run_case(size: int, profile: str, orders: int, exact_sample: int, seed: int)
             "package_reduction_vs_nearest_pct": round((1 - mean_pk / mean_nearest_pk) * 100, 2),
         },
         "goal": goal,
-        "machine": {"python": platform.python_version(), "cpus": _cpus()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": _cpus(),
+            "loadavg_1m": round(_load(), 2),  # other work on the machine inflates p99
+        },
     }
+
+
+def _load() -> float:
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def _cpus() -> int:

@@ -696,13 +696,19 @@ def solve(
     if kmax is None or kmax >= 2:
         pairs, every_pair = best_pairs(sub, q, bound)
         candidates.extend((pair, False) for pair in pairs)
-        if every_pair and pairs and beats_more_packages(objective(inst, pairs[0]), 2):
+        if (
+            pairs
+            and (every_pair or single is not None)
+            and beats_more_packages(objective(inst, pairs[0]), 2)
+        ):
             return _best(inst, candidates, kmax)
     # 3. The block DP (no split lines), extended greedily to lines no location fills alone.
     M = _full_masks(sub.A[:, wanted], q[wanted])
     held = int(np.bitwise_or.reduce(M)) if len(M) else 0
     coverable = [k for b, k in enumerate(wanted) if held >> b & 1]
     everything = len(coverable) == len(wanted)
+    if single is None and candidates:
+        bound = min(objective(inst, c) for c, _ in candidates)
     plan = block_plan(sub, coverable, kmax, bound if everything else INF)
     if plan is not None and everything:
         candidates.append((plan, True))
@@ -724,10 +730,12 @@ def solve(
         return None
     exact_blocks = any(c is start and e for c, e in candidates)
     tight = _capacity_tight(sub, start)
+    if len(start) <= 2 and not tight:
+        return start  # plans of one and two packages were searched above, splits included
     if exact_blocks and not tight and not _splittable(sub, start):
         return improve(inst, start, q, False, kmax)  # only closing a package can help
     effort = 3 if tight else 1
-    return improve(inst, start, q, True, kmax, rounds=3 * effort, tries=4, budget=8 * effort)
+    return improve(inst, start, q, True, kmax, rounds=2 * effort, tries=3, budget=5 * effort)
 
 
 def _best(
@@ -754,6 +762,11 @@ def best_pairs(
     objective (pairs that cannot beat it are not tried). Also says whether every candidate
     that could be in such a pair was paired (the search was exhaustive)."""
     q = demand
+    if inst.m < 2:
+        return [], True
+    lines_held = ((inst.A > 0) & (q > 0)[None, :]).sum(axis=1)
+    if np.partition(lines_held, inst.m - 2)[-2:].sum() < int((q > 0).sum()):
+        return [], True  # no two locations hold every line between them
     cover = np.minimum(np.minimum(inst.A, q[None, :]).sum(axis=1), inst.cap)
     units = float(q.sum())
     fo_min = np.partition(inst.Fo, 1)[:2] if inst.m > 1 else inst.Fo
@@ -783,17 +796,20 @@ def best_pairs(
     second_cost = inst.Fo[top][second] + co[second] * units_second
     cost = cost + np.where((units_second > 0) & (units_second <= cap[second]), second_cost, INF)
     order = np.argsort(cost, kind="stable")[:keep]
-    out = []
-    for p in order:
+    out: list[Assignment] = []
+    for rank, p in enumerate(order):
         if not np.isfinite(cost[p]) or cost[p] >= bound:
             break
         found = assign(inst, [int(top[first[p]]), int(top[second[p]])], q)
-        if found is not None:
-            out.append(found)
-    # Proven best among pairs only if the cheapest estimate held once capacity and groups
-    # were applied exactly.
-    exact_first = bool(out) and abs(objective(inst, out[0]) - float(cost[order[0]])) < 1e-6
-    return out, exhaustive and exact_first
+        if found is None:
+            continue
+        out.append(found)
+        if rank == 0 and abs(objective(inst, found) - float(cost[p])) < 1e-6:
+            # The cheapest estimate held once capacity and groups were applied exactly:
+            # it is the best pair among the candidates.
+            return out, exhaustive
+    out.sort(key=lambda a: objective(inst, a))
+    return out, False
 
 
 def _capacity_tight(inst: Instance, plan: Assignment) -> bool:
