@@ -165,7 +165,12 @@ def reoptimize(
         bool, typer.Option("--apply", help="Replace plans that got cheaper (default: report)")
     ] = False,
 ) -> None:
-    """Re-solve open (unreleased) decisions with the exact solver and report the savings."""
+    """Re-solve open (unreleased) decisions with the exact solver and report the savings.
+
+    Each decision is re-solved (and, with --apply, replaced) in its own transaction, so a
+    long batch never holds the capacity rows that new orders book."""
+    ids = _run(lambda s: service.open_decisions(s, limit=limit), write=False)
+    done: list[service.ReoptimizedDecision] = []
     with Progress(
         TextColumn("re-optimising"),
         BarColumn(),
@@ -174,16 +179,17 @@ def reoptimize(
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task("decisions", total=None)
+        task = bar.add_task("decisions", total=len(ids))
+        for decision_id in ids:
 
-        def tick(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def one(s: Session, decision_id: str = decision_id) -> service.ReoptimizedDecision:
+                return service.reoptimize_decision(
+                    s, decision_id, apply=apply, time_limit=time_limit
+                )
 
-        report = _run(
-            lambda s: service.reoptimize(
-                s, limit=limit, apply=apply, time_limit=time_limit, progress=tick
-            )
-        )
+            done.append(_run(one))
+            bar.advance(task)
+    report = service.ReoptimizeReport(done, apply)
     table = Table("decision", "reference", "was", "exact", "saving", "status")
     for d in report.decisions:
         table.add_row(

@@ -1037,7 +1037,7 @@ class ReoptimizedDecision:
     new_cost: int | None
     saving: int
     changed: bool
-    status: str  # improved | unchanged | no_plan | failed
+    status: str  # improved | unchanged | no_plan | failed | not_open
 
 
 @dataclass(frozen=True)
@@ -1054,6 +1054,40 @@ class ReoptimizeReport:
         return sum(1 for d in self.decisions if d.changed)
 
 
+def open_decisions(session: Session, *, limit: int = 500) -> list[str]:
+    """Ids of open (unreleased) decisions, oldest first."""
+    return list(
+        session.scalars(
+            select(SourcingDecision.id)
+            .where(SourcingDecision.state == "open")
+            .order_by(SourcingDecision.created_at, SourcingDecision.id)
+            .limit(limit)
+        )
+    )
+
+
+def reoptimize_decision(
+    session: Session,
+    decision_id: str,
+    *,
+    apply: bool = False,
+    time_limit: float = 10.0,
+    now: datetime | None = None,
+) -> ReoptimizedDecision:
+    """Re-solve one open decision with the exact solver; with ``apply``, replace its plan
+    when the new one ranks better (see :func:`reoptimize`). The decision row is locked
+    while it is re-planned; one released or cancelled meanwhile is left alone
+    (status ``not_open``)."""
+    row = session.get(SourcingDecision, decision_id, with_for_update=apply)
+    if row is None:
+        raise not_found("sourcing_decision", decision_id)
+    if row.state != "open":
+        return ReoptimizedDecision(
+            row.id, row.reference, row.total_cost, None, 0, False, "not_open"
+        )
+    return _reoptimize_one(session, row, apply, time_limit, _now(now))
+
+
 def reoptimize(
     session: Session,
     *,
@@ -1065,24 +1099,20 @@ def reoptimize(
 ) -> ReoptimizeReport:
     """Re-solve open decisions with the exact solver (oldest first) and report the savings;
     with ``apply``, replace each plan that got cheaper (revision + 1, the old plan kept in
-    the history, capacity moved, ``sourcing.decision_replanned`` emitted).
+    the history, capacity moved, ``sourcing.decision_replanned`` emitted). All in the
+    caller's transaction; the CLI commits decision by decision instead
+    (:func:`open_decisions`, :func:`reoptimize_decision`).
 
     Stock and capacity a decision already holds count as available to it: the order context
     allocates the planned units at the planned locations, so they are no longer in ATP."""
-    at = _now(now)
-    rows = list(
-        session.scalars(
-            select(SourcingDecision)
-            .where(SourcingDecision.state == "open")
-            .order_by(SourcingDecision.created_at, SourcingDecision.id)
-            .limit(limit)
-        )
-    )
+    ids = open_decisions(session, limit=limit)
     out: list[ReoptimizedDecision] = []
-    for i, row in enumerate(rows):
-        out.append(_reoptimize_one(session, row, apply, time_limit, at))
+    for i, decision_id in enumerate(ids):
+        out.append(
+            reoptimize_decision(session, decision_id, apply=apply, time_limit=time_limit, now=now)
+        )
         if progress is not None:
-            progress(i + 1, len(rows))
+            progress(i + 1, len(ids))
     return ReoptimizeReport(out, apply)
 
 
