@@ -592,9 +592,10 @@ def offers(network: Network, i: int, method: Method) -> bool:
 
 
 def compile_problem(problem: SourcingProblem) -> Instance:
+    """The eligible candidates (capable of the method, with stock of the order and capacity
+    left) and their integer cost coefficients, plus the strategy's objective."""
     net = problem.network
     cm = problem.cost_model
-    n = len(problem.lines)
     q = np.array([line.quantity for line in problem.lines], dtype=np.int64)
     method = problem.method
     blocked: Infeasibility | None = None
@@ -676,7 +677,8 @@ def compile_problem(problem: SourcingProblem) -> Instance:
     units = int(q.sum())
     weight = 0.0
     if strategy is not Strategy.COST_OPTIMAL and len(rows):
-        weight = float(min(n, len(rows)) * int(F.max()) + units * int(c.max()) + 1)
+        # more than any plan can cost (at most one package per unit), so the criterion wins
+        weight = float(min(units, len(rows)) * int(F.max()) + units * int(c.max()) + 1)
     Fo = F + weight * prim_pkg
     co = c + weight * prim_unit
     return Instance(
@@ -842,20 +844,6 @@ def to_plan(inst: Instance, assignment: Assignment) -> Plan:
         currency=inst.problem.cost_model.currency,
     )
     return Plan(tuple(packages), unfulfilled, breakdown, round(primary, 6))
-
-
-def plan_assignment(inst: Instance, plan: Plan) -> Assignment:
-    """The instance assignment of a plan (to re-cost it or to seed a solver)."""
-    by_id = {inst.problem.network.locations[int(r)].id: j for j, r in enumerate(inst.rows)}
-    col = {line.sku: k for k, line in enumerate(inst.problem.lines)}
-    out: Assignment = {}
-    for p in plan.packages:
-        j = by_id[p.location_id]
-        x = np.zeros(inst.n, dtype=np.int64)
-        for sku, units in p.lines:
-            x[col[sku]] = units
-        out[j] = x
-    return out
 
 
 # --- checking a plan against the problem (independent of the solvers) ----------------------

@@ -29,7 +29,7 @@ same search serves every strategy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -822,8 +822,6 @@ def _restricted(inst: Instance, demand: IntArray) -> Instance:
     """The instance with quantities replaced by ``demand`` (for partial plans)."""
     if demand is inst.q or np.array_equal(demand, inst.q):
         return inst
-    from dataclasses import replace
-
     return replace(inst, q=demand, A=np.minimum(inst.A, demand[None, :]))
 
 
