@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +23,10 @@ from omniretail.api import create_app
 from omniretail.core import auth
 from omniretail.core.db import Database, make_engine, set_database
 from omniretail.core.migrate import upgrade
+
+# Shared, noisy 2-core machines: tests assert correctness, never speed.
+hypothesis_settings.register_profile("omni", deadline=None)
+hypothesis_settings.load_profile("omni")
 
 TEST_URL = os.environ.get("OMNI_TEST_DATABASE_URL")
 
