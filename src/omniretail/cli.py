@@ -131,11 +131,25 @@ def serve(
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker/--no-worker", help="Also run `omni worker` beside it")
+    ] = False,
 ) -> None:
-    """Serve the API and console."""
+    """Serve the API and console (optionally with the background worker beside it)."""
+    import subprocess
+    import sys
+
     import uvicorn
 
-    uvicorn.run("omniretail.asgi:app", host=host, port=port, workers=workers, log_level="info")
+    worker_proc = None
+    if with_worker:
+        worker_proc = subprocess.Popen([sys.executable, "-m", "omniretail.cli", "worker"])
+    try:
+        uvicorn.run("omniretail.asgi:app", host=host, port=port, workers=workers, log_level="info")
+    finally:
+        if worker_proc is not None:
+            worker_proc.terminate()
+            worker_proc.wait(timeout=10)
 
 
 @app.command()

@@ -12,9 +12,13 @@ import logging
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 
+from omniretail.analytics import subscribers as analytics_subscribers
 from omniretail.core.config import get_settings
 from omniretail.core.db import get_database
 from omniretail.core.events import NatsPublisher, dispatch_pending
+from omniretail.core.logs import configure_logging
+from omniretail.customer import subscribers as customer_subscribers
+from omniretail.order import subscribers as order_subscribers
 
 log = logging.getLogger("omniretail.jobs")
 
@@ -34,7 +38,14 @@ def _publisher() -> NatsPublisher | None:
     return NatsPublisher(settings.nats_url, settings.nats_stream) if settings.nats_url else None
 
 
+def register_subscribers() -> None:
+    """Every context's outbox subscribers (the API registers them when its routers load)."""
+    for module in (customer_subscribers, order_subscribers, analytics_subscribers):
+        module.register()
+
+
 def run_dispatch() -> int:
+    register_subscribers()
     total = 0
     publisher = _publisher()
     while True:
@@ -77,5 +88,8 @@ def expire_reservations_periodic() -> int:
 def run_worker(workers: int = 2) -> None:
     from huey.consumer import Consumer
 
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)
+    register_subscribers()
     log.info("worker starting (%s)", type(huey).__name__)
     Consumer(huey, workers=workers, worker_type="thread", periodic=True).run()
