@@ -45,6 +45,7 @@ from omniretail.core.web import (
     Idempotent,
     SessionDep,
     TransactionalRoute,
+    error_doc,
     require,
     storefront,
 )
@@ -66,14 +67,7 @@ MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
 def _error(status: int, code: str, text: str) -> dict[str, Any]:
-    return {
-        "description": text,
-        "content": {
-            "application/json": {
-                "example": {"error": {"code": code, "message": text, "details": {}}}
-            }
-        },
-    }
+    return error_doc(code, text)
 
 
 Responses = dict[int | str, dict[str, Any]]

@@ -245,18 +245,14 @@ def install_error_handlers(app: Any) -> None:
         return error_response(AppError("malformed_json", f"malformed JSON: {exc.msg}", 400))
 
 
+def error_doc(code: str, text: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response entry whose example is the error shape."""
+    example = {"error": {"code": code, "message": text, "details": details or {}}}
+    return {"description": text, "content": {"application/json": {"example": example}}}
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": text,
-        "content": {
-            "application/json": {
-                "example": {"error": {"code": code, "message": text, "details": {}}}
-            }
-        },
-    }
-    for status, code, text in [
-        (401, "unauthenticated", "Missing or invalid credentials"),
-        (403, "forbidden", "The caller's role may not do this"),
-        (422, "validation_error", "The request is not valid"),
-    ]
+    401: error_doc("unauthenticated", "Missing or invalid credentials"),
+    403: error_doc("forbidden", "The caller's role may not do this"),
+    422: error_doc("validation_error", "The request is not valid"),
 }

@@ -13,6 +13,7 @@ from omniretail.core.web import (
     Idempotent,
     SessionDep,
     TransactionalRoute,
+    error_doc,
     require,
     storefront,
 )
@@ -34,14 +35,7 @@ from omniretail.fulfillment.schemas import (
 
 
 def _example(code: str, text: str, details: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "description": text,
-        "content": {
-            "application/json": {
-                "example": {"error": {"code": code, "message": text, "details": details}}
-            }
-        },
-    }
+    return error_doc(code, text, details)
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {

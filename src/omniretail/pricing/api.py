@@ -23,6 +23,7 @@ from omniretail.core.web import (
     Idempotent,
     SessionDep,
     TransactionalRoute,
+    error_doc,
     require,
     storefront,
 )
@@ -95,14 +96,7 @@ Responses = dict[int | str, dict[str, Any]]
 
 
 def _error(status: int, code: str, text: str) -> dict[str, Any]:
-    return {
-        "description": text,
-        "content": {
-            "application/json": {
-                "example": {"error": {"code": code, "message": text, "details": {}}}
-            }
-        },
-    }
+    return error_doc(code, text)
 
 
 NOT_FOUND: Responses = {404: _error(404, "price_book_not_found", "Not found")}
