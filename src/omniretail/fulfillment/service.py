@@ -32,6 +32,7 @@ from omniretail.catalog import service as catalog
 from omniretail.core.errors import AppError, invalid, not_found
 from omniretail.core.events import emit
 from omniretail.core.ids import new_id
+from omniretail.core.retry import retrying
 from omniretail.core.timeutil import as_utc, utcnow
 from omniretail.fulfillment.domain import (
     PICKUP_METHODS,
@@ -757,48 +758,53 @@ def plan_sourcing(
         pickup_id = inventory.get_location(session, pickup_location).id
     elif point is None:
         raise invalid("destination_required", f"method {parsed_method.value!r} needs a destination")
-    for attempt in range(MAX_ATTEMPTS):
-        world = _load(
-            session, [line.sku for line in merged], channel, at, [pickup_id] if pickup_id else []
-        )
-        if pickup_id is not None and pickup_id not in world.locations:
-            raise AppError(
-                "location_inactive", f"pickup location {pickup_location!r} is not active", 409
-            )
-        settings = world.settings
-        chosen_strategy = parsed_strategy or parse_strategy(settings.strategy)
-        constraints = _constraints(
-            settings,
-            max_packages=max_packages,
-            ship_together=ship_together,
-            split_lines=split_lines,
-            allow_partial=allow_partial,
-            allow_transfers=allow_transfers,
-        )
-        problem = _problem(
-            world,
-            merged,
-            method=parsed_method,
-            destination=point,
-            pickup_id=pickup_id,
-            strategy=chosen_strategy,
-            constraints=constraints,
-        )
-        result = solve_plan(problem, explain=True)
-        if result.plan is None:
-            raise _infeasible_error(result, constraints.allow_partial)
-        if dry_run:
-            return _unsaved_view(result, requests, reference, world, parsed_method, at)
-        try:
-            with session.begin_nested():
-                return _store(session, result, problem, requests, reference, world, at)
-        except _CapacityRace:
-            if attempt == MAX_ATTEMPTS - 1:
-                raise AppError(
-                    "capacity_changed",
-                    "picking capacity changed while planning; try again",
-                    409,
-                ) from None
+    # A concurrent decision can take the capacity between planning and booking: plan again.
+    try:
+        for attempt in retrying(MAX_ATTEMPTS, lambda exc: isinstance(exc, _CapacityRace)):
+            with attempt:
+                world = _load(
+                    session,
+                    [line.sku for line in merged],
+                    channel,
+                    at,
+                    [pickup_id] if pickup_id else [],
+                )
+                if pickup_id is not None and pickup_id not in world.locations:
+                    raise AppError(
+                        "location_inactive",
+                        f"pickup location {pickup_location!r} is not active",
+                        409,
+                    )
+                settings = world.settings
+                chosen_strategy = parsed_strategy or parse_strategy(settings.strategy)
+                constraints = _constraints(
+                    settings,
+                    max_packages=max_packages,
+                    ship_together=ship_together,
+                    split_lines=split_lines,
+                    allow_partial=allow_partial,
+                    allow_transfers=allow_transfers,
+                )
+                problem = _problem(
+                    world,
+                    merged,
+                    method=parsed_method,
+                    destination=point,
+                    pickup_id=pickup_id,
+                    strategy=chosen_strategy,
+                    constraints=constraints,
+                )
+                result = solve_plan(problem, explain=True)
+                if result.plan is None:
+                    raise _infeasible_error(result, constraints.allow_partial)
+                if dry_run:
+                    return _unsaved_view(result, requests, reference, world, parsed_method, at)
+                with session.begin_nested():
+                    return _store(session, result, problem, requests, reference, world, at)
+    except _CapacityRace:
+        raise AppError(
+            "capacity_changed", "picking capacity changed while planning; try again", 409
+        ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

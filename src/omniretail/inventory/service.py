@@ -46,19 +46,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from omniretail.catalog import service as catalog
 from omniretail.core.errors import AppError, conflict, invalid, not_found
 from omniretail.core.events import emit
 from omniretail.core.ids import new_id
+from omniretail.core.retry import retrying
 from omniretail.core.timeutil import as_utc, utcnow
 from omniretail.inventory.domain import (
     DEFAULT_CART_TTL_SECONDS,
@@ -133,20 +127,6 @@ def insufficient(sku: str, requested: int, available: int, **extra: Any) -> AppE
     )
 
 
-TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Deadlock or serialization failure: the attempt can be repeated as a whole."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    orig = exc.orig
-    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if state in TRANSIENT_SQLSTATES:
-        return True
-    return "database is locked" in str(orig)
-
-
 def atomic(session: Session, fn: Callable[[], T], attempts: int = 8) -> T:
     """Run ``fn`` so that it either takes full effect or none, retrying it (jittered
     exponential back-off, at most ``attempts`` times) on a deadlock or serialization error.
@@ -154,13 +134,7 @@ def atomic(session: Session, fn: Callable[[], T], attempts: int = 8) -> T:
     Inside a transaction that already holds other work, ``fn`` runs in a savepoint. When the
     session has no transaction yet, the whole transaction is ``fn``'s own, so a plain
     rollback undoes exactly ``fn`` and the savepoint's two round trips are saved."""
-    retrying = Retrying(
-        retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=0.005, max=0.25),
-        reraise=True,
-    )
-    for attempt in retrying:
+    for attempt in retrying(attempts):
         with attempt:
             if session.in_transaction():
                 with session.begin_nested():
