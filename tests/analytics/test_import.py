@@ -59,7 +59,7 @@ def test_rerunning_the_same_file_imports_nothing_twice(session):
 
 def test_unknown_columns_reject_the_whole_file_before_writing(session):
     # given
-    data = csv_text([[*row("536365", "85123A", "6", "2010-12-01 08:26:00", "2.55"), "x"]],
+    data = csv_text([[*row("700001", "20001A", "6", "2010-12-01 08:26:00", "2.55"), "x"]],
                     header=["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate",
                             "UnitPrice", "CustomerID", "Country", "Discount"])  # fmt: skip
     # when
@@ -73,7 +73,7 @@ def test_unknown_columns_reject_the_whole_file_before_writing(session):
 
 
 def test_missing_columns_reject_the_whole_file(session):
-    data = b"InvoiceNo,StockCode,Quantity\n536365,85123A,6\n"
+    data = b"InvoiceNo,StockCode,Quantity\n700001,TEST-1,6\n"
     with pytest.raises(AppError) as caught:
         service.import_online_retail(session, data)
     assert caught.value.code == "missing_columns"
@@ -83,7 +83,7 @@ def test_missing_columns_reject_the_whole_file(session):
 
 def test_a_file_in_another_date_format_is_refused_with_the_expected_format(session):
     # given the dates of the original spreadsheet export
-    data = csv_text([row("536365", "85123A", "6", "12/1/2010 8:26", "2.55")])
+    data = csv_text([row("700001", "TEST-1", "6", "12/1/2010 8:26", "2.55")])
     # when
     with pytest.raises(AppError) as caught:
         service.import_online_retail(session, data)
@@ -97,7 +97,7 @@ def test_a_bad_date_rejects_its_invoice_and_nothing_of_it_is_written(session):
     # given invoice 536366 has one good row and one with a bad date
     data = csv_text(
         [
-            row("536365", "85123A", "6", "2010-12-01 08:26:00", "2.55"),
+            row("700001", "20001A", "6", "2010-12-01 08:26:00", "2.55"),
             row("536366", "22633", "6", "2010-12-01 08:28:00", "1.85", customer="17850"),
             row("536366", "22632", "6", "2010-12-01 8:28", "1.85", customer="17850"),
         ]
@@ -110,7 +110,7 @@ def test_a_bad_date_rejects_its_invoice_and_nothing_of_it_is_written(session):
         (2, "invoice_rejected", None),
         (3, "invalid_date", "2010-12-01 8:28"),
     ]
-    assert session.scalars(select(OrderFact.order_ref)).all() == ["536365"]
+    assert session.scalars(select(OrderFact.order_ref)).all() == ["700001"]
     assert session.scalar(select(func.count()).select_from(CustomerDim)) == 1
 
 
@@ -118,7 +118,7 @@ def test_negative_prices_are_rejected_with_their_value(session):
     # given the bad-debt adjustment of the real file
     data = csv_text(
         [
-            row("536365", "85123A", "6", "2010-12-01 08:26:00", "2.55"),
+            row("700001", "20001A", "6", "2010-12-01 08:26:00", "2.55"),
             row("A563186", "B", "1", "2011-08-12 14:51:00", "-11062.06", customer=""),
         ]
     )
@@ -128,7 +128,7 @@ def test_negative_prices_are_rejected_with_their_value(session):
     issue = next(i for i in report.issues if i.code == "negative_price")
     assert (issue.row, issue.invoice, issue.value) == (2, "A563186", "-11062.06")
     assert (report.rejected_rows, report.amount_minor_rejected) == (1, -1106206)
-    assert session.scalars(select(SalesLine.order_ref)).all() == ["536365"]
+    assert session.scalars(select(SalesLine.order_ref)).all() == ["700001"]
 
 
 @pytest.mark.parametrize(
@@ -139,12 +139,12 @@ def test_negative_prices_are_rejected_with_their_value(session):
         ({"price": "2,55"}, "invalid_price"),
         ({"invoice": "INV-1"}, "invalid_invoice"),
         ({"customer": "17 850"}, "invalid_customer"),
-        ({"invoice": "C536365"}, "positive_quantity_on_return"),
+        ({"invoice": "C700001"}, "positive_quantity_on_return"),
         ({"qty": "-2"}, "negative_quantity_on_sale"),
     ],
 )
 def test_bad_rows_are_rejected_with_a_code(session, fields, code):
-    good = {"invoice": "536365", "code": "85123A", "qty": "6", "when": "2010-12-01 08:26:00"}
+    good = {"invoice": "700001", "code": "20001A", "qty": "6", "when": "2010-12-01 08:26:00"}
     values = good | {"price": "2.55", "customer": "17850"} | fields
     report = service.import_online_retail(session, csv_text([row(**values)]))
     assert report.rejected == {code: 1}
@@ -155,8 +155,8 @@ def test_returns_guests_and_service_codes(session):
     # given a sale, its credit, a guest order with postage and a zero-price adjustment
     data = csv_text(
         [
-            row("536365", "85123A", "6", "2010-12-01 08:26:00", "2.55"),
-            row("C536379", "85123A", "-2", "2010-12-02 09:41:00", "2.55"),
+            row("700001", "20001A", "6", "2010-12-01 08:26:00", "2.55"),
+            row("C700015", "20001A", "-2", "2010-12-02 09:41:00", "2.55"),
             row("536380", "22633", "3", "2010-12-02 10:00:00", "1.85", customer=""),
             row("536380", "POST", "1", "2010-12-02 10:00:00", "18.00", customer=""),
             row("536381", "22139", "-10", "2010-12-02 11:00:00", "0", customer=""),
@@ -171,8 +171,8 @@ def test_returns_guests_and_service_codes(session):
                SalesLine.quantity, SalesLine.amount_minor).order_by(SalesLine.id)
     ).all()  # fmt: skip
     assert [tuple(r) for r in lines] == [
-        ("536365", "sale", "product", "12346", 6, 1530),
-        ("C536379", "return", "product", "12346", -2, -510),
+        ("700001", "sale", "product", "12346", 6, 1530),
+        ("C700015", "return", "product", "12346", -2, -510),
         ("536380", "sale", "product", None, 3, 555),
         ("536380", "sale", "service", None, 1, 1800),
         ("536381", "sale", "adjustment", None, -10, 0),
@@ -185,8 +185,8 @@ def test_uk_local_times_are_stored_in_utc(session):
     # given a winter (GMT) and a summer (BST, UTC+1) invoice
     data = csv_text(
         [
-            row("540001", "85123A", "1", "2011-01-10 10:00:00", "2.55"),
-            row("560001", "85123A", "1", "2011-06-01 10:00:00", "2.55"),
+            row("540001", "20001A", "1", "2011-01-10 10:00:00", "2.55"),
+            row("560001", "20001A", "1", "2011-06-01 10:00:00", "2.55"),
         ]
     )
     # when
@@ -197,7 +197,7 @@ def test_uk_local_times_are_stored_in_utc(session):
 
 
 def test_an_ambiguous_autumn_hour_is_read_as_summer_time_and_reported(session):
-    data = csv_text([row("570001", "85123A", "1", "2011-10-30 01:30:00", "2.55")])
+    data = csv_text([row("570001", "20001A", "1", "2011-10-30 01:30:00", "2.55")])
     report = service.import_online_retail(session, data)
     assert report.reinterpreted == {"local_time_adjusted": 1}
     assert session.scalar(select(OrderFact.occurred_at)) == datetime(
@@ -208,9 +208,9 @@ def test_an_ambiguous_autumn_hour_is_read_as_summer_time_and_reported(session):
 def test_prices_become_pence_rounded_half_up(session):
     data = csv_text(
         [
-            row("536365", "PADS", "1", "2011-01-10 10:00:00", "0.001"),
+            row("700001", "PADS", "1", "2011-01-10 10:00:00", "0.001"),
             row("536366", "PADS", "1", "2011-01-10 10:00:00", "0.005"),
-            row("536367", "85123A", "1", "2011-01-10 10:00:00", "2.5"),
+            row("536367", "20001A", "1", "2011-01-10 10:00:00", "2.5"),
         ]
     )
     report = service.import_online_retail(session, data)
@@ -222,8 +222,8 @@ def test_prices_become_pence_rounded_half_up(session):
 def test_an_invoice_naming_two_customers_is_rejected(session):
     data = csv_text(
         [
-            row("536365", "85123A", "1", "2011-01-10 10:00:00", "2.55", customer="17850"),
-            row("536365", "22633", "1", "2011-01-10 10:00:00", "1.85", customer="13047"),
+            row("700001", "20001A", "1", "2011-01-10 10:00:00", "2.55", customer="17850"),
+            row("700001", "22633", "1", "2011-01-10 10:00:00", "1.85", customer="13047"),
         ]
     )
     report = service.import_online_retail(session, data)
@@ -241,8 +241,8 @@ def test_channel_and_location_columns_are_optional_extensions(session):
     header = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
               "CustomerID", "Country", "Channel", "Location"]  # fmt: skip
     data = csv_text(
-        [[*row("536365", "85123A", "1", "2011-01-10 10:00:00", "2.55"), "store", "leeds"],
-         [*row("536366", "85123A", "1", "2011-01-10 10:00:00", "2.55"), "", ""]],
+        [[*row("700001", "20001A", "1", "2011-01-10 10:00:00", "2.55"), "store", "leeds"],
+         [*row("536366", "20001A", "1", "2011-01-10 10:00:00", "2.55"), "", ""]],
         header=header,
     )  # fmt: skip
     service.import_online_retail(session, data, channel="web", location="uk-dc")
@@ -251,21 +251,21 @@ def test_channel_and_location_columns_are_optional_extensions(session):
             OrderFact.order_ref
         )
     ).all()
-    assert [tuple(r) for r in rows] == [("536365", "store", "leeds"), ("536366", "web", "uk-dc")]
+    assert [tuple(r) for r in rows] == [("700001", "store", "leeds"), ("536366", "web", "uk-dc")]
 
 
 def test_catalog_option_creates_catalog_products_for_new_merchandise_codes(session):
     data = csv_text(
         [
-            row("536365", "85123A", "1", "2011-01-10 10:00:00", "2.55",
+            row("700001", "20001A", "1", "2011-01-10 10:00:00", "2.55",
                 description="WHITE HANGING HEART T-LIGHT HOLDER"),
-            row("536365", "POST", "1", "2011-01-10 10:00:00", "18.00", description="POSTAGE"),
+            row("700001", "POST", "1", "2011-01-10 10:00:00", "18.00", description="POSTAGE"),
         ]
     )  # fmt: skip
     report = service.import_online_retail(session, data, create_catalog_products=True)
     assert report.catalog_products == 1
-    facts = catalog.variant_facts(session, ["85123A", "POST"])
-    assert list(facts) == ["85123A"]
+    facts = catalog.variant_facts(session, ["20001A", "POST"])
+    assert list(facts) == ["20001A"]
 
 
 def test_cli_import_reports_rejected_rows_and_writes_the_json_report(tmp_path, db, session):
@@ -274,7 +274,7 @@ def test_cli_import_reports_rejected_rows_and_writes_the_json_report(tmp_path, d
     path.write_bytes(
         csv_text(
             [
-                row("536365", "85123A", "6", "2010-12-01 08:26:00", "2.55"),
+                row("700001", "20001A", "6", "2010-12-01 08:26:00", "2.55"),
                 row("536366", "22633", "6", "2010-12-01 08:28:00", "-1.85"),
             ]
         )
