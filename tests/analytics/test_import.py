@@ -98,8 +98,8 @@ def test_a_bad_date_rejects_its_invoice_and_nothing_of_it_is_written(session):
     data = csv_text(
         [
             row("700001", "20001A", "6", "2010-12-01 08:26:00", "2.55"),
-            row("536366", "22633", "6", "2010-12-01 08:28:00", "1.85", customer="17850"),
-            row("536366", "22632", "6", "2010-12-01 8:28", "1.85", customer="17850"),
+            row("700002", "22633", "6", "2010-12-01 08:28:00", "1.85", customer="17850"),
+            row("700002", "22632", "6", "2010-12-01 8:28", "1.85", customer="17850"),
         ]
     )
     # when
@@ -209,7 +209,7 @@ def test_prices_become_pence_rounded_half_up(session):
     data = csv_text(
         [
             row("700001", "PADS", "1", "2011-01-10 10:00:00", "0.001"),
-            row("536366", "PADS", "1", "2011-01-10 10:00:00", "0.005"),
+            row("700002", "PADS", "1", "2011-01-10 10:00:00", "0.005"),
             row("536367", "20001A", "1", "2011-01-10 10:00:00", "2.5"),
         ]
     )
@@ -242,7 +242,7 @@ def test_channel_and_location_columns_are_optional_extensions(session):
               "CustomerID", "Country", "Channel", "Location"]  # fmt: skip
     data = csv_text(
         [[*row("700001", "20001A", "1", "2011-01-10 10:00:00", "2.55"), "store", "leeds"],
-         [*row("536366", "20001A", "1", "2011-01-10 10:00:00", "2.55"), "", ""]],
+         [*row("700002", "20001A", "1", "2011-01-10 10:00:00", "2.55"), "", ""]],
         header=header,
     )  # fmt: skip
     service.import_online_retail(session, data, channel="web", location="uk-dc")
@@ -251,14 +251,14 @@ def test_channel_and_location_columns_are_optional_extensions(session):
             OrderFact.order_ref
         )
     ).all()
-    assert [tuple(r) for r in rows] == [("700001", "store", "leeds"), ("536366", "web", "uk-dc")]
+    assert [tuple(r) for r in rows] == [("700001", "store", "leeds"), ("700002", "web", "uk-dc")]
 
 
 def test_catalog_option_creates_catalog_products_for_new_merchandise_codes(session):
     data = csv_text(
         [
             row("700001", "20001A", "1", "2011-01-10 10:00:00", "2.55",
-                description="WHITE HANGING HEART T-LIGHT HOLDER"),
+                description="WHITE STAR ENAMEL T-LIGHT HOLDER"),
             row("700001", "POST", "1", "2011-01-10 10:00:00", "18.00", description="POSTAGE"),
         ]
     )  # fmt: skip
@@ -275,7 +275,7 @@ def test_cli_import_reports_rejected_rows_and_writes_the_json_report(tmp_path, d
         csv_text(
             [
                 row("700001", "20001A", "6", "2010-12-01 08:26:00", "2.55"),
-                row("536366", "22633", "6", "2010-12-01 08:28:00", "-1.85"),
+                row("700002", "22633", "6", "2010-12-01 08:28:00", "-1.85"),
             ]
         )
     )
