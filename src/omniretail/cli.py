@@ -11,6 +11,7 @@ from omniretail.analytics.cli import app as analytics_app
 from omniretail.analytics.cli import forecast_app, import_app
 from omniretail.catalog.cli import app as catalog_app
 from omniretail.core import auth
+from omniretail.core.cli import fail
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 from omniretail.customer.cli import app as customer_app
@@ -23,7 +24,6 @@ from omniretail.order.cli import pos_app
 from omniretail.pricing.cli import app as pricing_app
 
 console = Console()
-err = Console(stderr=True)
 
 app = typer.Typer(
     help="omniretail: one headless retail platform behind every channel.",
@@ -46,13 +46,6 @@ app.add_typer(fulfillment_app, name="sourcing")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(import_app, name="import")
-
-
-def fail(error: AppError) -> None:
-    err.print(f"[red]error[/red] {error.code}: {error.message}")
-    if error.details:
-        err.print(error.details)
-    raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from omniretail.analytics import importer, service
 from omniretail.analytics.kpis import as_dict
+from omniretail.core.cli import err, fail
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 
@@ -30,7 +31,6 @@ app = typer.Typer(help="KPIs, cohorts, RFM and customer lifetime value.", no_arg
 forecast_app = typer.Typer(help="Demand forecasting and replenishment.", no_args_is_help=True)
 import_app = typer.Typer(help="Import sales history.", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
 
 StartOpt = Annotated[
     str | None, typer.Option("--start", help="First day YYYY-MM-DD (default: first fact)")
@@ -43,10 +43,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 
 def _fail(error: AppError, code: int = 2) -> NoReturn:
-    err.print(f"[red]error[/red] {error.code}: {error.message}")
-    if error.details:
-        err.print(error.details)
-    raise typer.Exit(code)
+    fail(error, code)
 
 
 def _date(value: str | None, name: str) -> date | None:

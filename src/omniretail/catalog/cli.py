@@ -13,6 +13,7 @@ from rich.table import Table
 
 from omniretail.catalog import importer, service
 from omniretail.catalog.schemas import ImportReport
+from omniretail.core.cli import err, fail
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 
@@ -20,14 +21,10 @@ app = typer.Typer(
     help="Catalog: products, categories, sales channels and bulk import.", no_args_is_help=True
 )
 console = Console()
-err = Console(stderr=True)
 
 
 def _fail(error: AppError, code: int = 2) -> NoReturn:
-    err.print(f"[red]error[/red] {error.code}: {error.message}")
-    if error.details:
-        err.print(error.details)
-    raise typer.Exit(code)
+    fail(error, code)
 
 
 def _print_report(report: ImportReport) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from cryptography.fernet import Fernet
@@ -12,6 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from rich.console import Console
 from sqlalchemy import select
 
+from omniretail.core.cli import fail
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 from omniretail.customer import service, tracking
@@ -24,11 +25,8 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fail(error: AppError) -> None:
-    err.print(f"[red]error[/red] {error.code}: {error.message}")
-    if error.details:
-        err.print(error.details)
-    raise typer.Exit(1)
+def _fail(error: AppError) -> NoReturn:
+    fail(error, 1)
 
 
 @app.command("create-source")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import httpx
 import typer
 from rich.console import Console
 
+from omniretail.core.cli import fail
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 from omniretail.order import offline, pos, rates, service
@@ -24,11 +25,8 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fail(error: AppError) -> None:
-    err.print(f"[red]error[/red] {error.code}: {error.message}")
-    if error.details:
-        err.print(error.details)
-    raise typer.Exit(1)
+def _fail(error: AppError) -> NoReturn:
+    fail(error, 1)
 
 
 # --- orders ---------------------------------------------------------------------------------

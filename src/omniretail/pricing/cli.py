@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from omniretail.core.cli import fail
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 from omniretail.core.timeutil import as_utc
@@ -21,14 +22,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
-err = Console(stderr=True)
 
 
 def _fail(error: AppError, code: int = 2) -> NoReturn:
-    err.print(f"[red]error[/red] {error.code}: {error.message}")
-    if error.details:
-        err.print(error.details)
-    raise typer.Exit(code)
+    fail(error, code)
 
 
 def _parse_at(value: str | None) -> datetime | None:
