@@ -18,6 +18,7 @@ from omniretail.core.db import get_database
 from omniretail.core.events import NatsPublisher, dispatch_pending
 from omniretail.core.logs import configure_logging
 from omniretail.customer import subscribers as customer_subscribers
+from omniretail.fulfillment import subscribers as fulfillment_subscribers
 from omniretail.order import subscribers as order_subscribers
 
 log = logging.getLogger("omniretail.jobs")
@@ -40,7 +41,12 @@ def _publisher() -> NatsPublisher | None:
 
 def register_subscribers() -> None:
     """Every context's outbox subscribers (the API registers them when its routers load)."""
-    for module in (customer_subscribers, order_subscribers, analytics_subscribers):
+    for module in (
+        customer_subscribers,
+        order_subscribers,
+        fulfillment_subscribers,
+        analytics_subscribers,
+    ):
         module.register()
 
 
@@ -83,6 +89,24 @@ def run_expire_reservations(batch: int = 1000) -> int:
 def expire_reservations_periodic() -> int:
     """Expired holds stop counting at their deadline; this only tidies the rows up."""
     return run_expire_reservations()
+
+
+def run_fulfillment_timers() -> dict[str, int]:
+    """Late picks, pickup reminders and uncollected orders (one transaction)."""
+    from omniretail.fulfillment.tasks import check_timers
+
+    with get_database().unit_of_work() as session:
+        report = check_timers(session)
+    return {
+        "overdue": len(report.overdue),
+        "reminded": len(report.reminded),
+        "expired": len(report.expired),
+    }
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def fulfillment_timers_periodic() -> dict[str, int]:
+    return run_fulfillment_timers()
 
 
 def run_worker(workers: int = 2) -> None:

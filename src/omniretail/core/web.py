@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
@@ -126,6 +126,18 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
         return principal
 
     return check
+
+
+def check_locations(principal: Principal, location_ids: Iterable[str]) -> None:
+    """Store associates act only at their own locations: 403 ``forbidden_location`` else."""
+    denied = sorted({loc for loc in location_ids if not principal.can_act_at(loc)})
+    if denied:
+        raise AppError(
+            "forbidden_location",
+            "this caller may not act at these locations",
+            403,
+            {"locations": denied},
+        )
 
 
 def storefront(*staff_roles: Role) -> Callable[[Principal], Principal]:

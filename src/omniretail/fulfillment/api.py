@@ -13,12 +13,14 @@ from omniretail.core.web import (
     Idempotent,
     SessionDep,
     TransactionalRoute,
+    check_locations,
     error_doc,
     require,
     storefront,
 )
-from omniretail.fulfillment import service
+from omniretail.fulfillment import carriers, service, subscribers, tasks
 from omniretail.fulfillment.schemas import (
+    AssignIn,
     CarrierCalendarIn,
     CarrierCalendarOut,
     CostModelIn,
@@ -26,12 +28,23 @@ from omniretail.fulfillment.schemas import (
     DecisionOut,
     LocationCalendarIn,
     LocationCalendarOut,
+    PickIn,
+    PickListOut,
+    PickOutcomeOut,
     PromiseIn,
     PromiseOut,
+    ShipIn,
+    ShipmentOut,
+    SlaIn,
+    SlaOut,
     SourcingPlanIn,
     StrategyIn,
     StrategyOut,
+    TaskOut,
+    TrackingIn,
 )
+
+subscribers.register()
 
 
 def _example(code: str, text: str, details: dict[str, Any]) -> dict[str, Any]:
@@ -228,3 +241,206 @@ def delivery_promise(body: PromiseIn, session: SessionDep, principal: Shopper) -
         now=body.now,
     )
     return PromiseOut.model_validate(view)
+
+
+# --- store fulfilment tasks ---------------------------------------------------------------------
+
+TASKS: list[str | Any] = ["fulfillment tasks"]
+Floor = Annotated[Principal, Depends(require(Role.STORE_ASSOCIATE))]
+
+
+def _task_at(session: Any, principal: Principal, task_id: str) -> None:
+    """Store associates work the tasks of their own stores only."""
+    check_locations(principal, [tasks.get_task(session, task_id).location_id])
+
+
+@router.get(
+    "/fulfillment/tasks",
+    tags=TASKS,
+    summary="Fulfilment tasks, most urgent first (a store's queue)",
+    description="Store associates see their own stores' tasks unless they name one.",
+)
+def list_tasks(
+    session: SessionDep,
+    principal: Floor,
+    location: str | None = Query(default=None, description="Location id"),
+    state: str | None = Query(default=None, examples=["assigned"]),
+    kind: str | None = Query(default=None, examples=["pickup"]),
+    order_id: str | None = None,
+    open: bool = Query(default=False, description="Only tasks not handed over or cancelled"),
+    limit: int = Query(default=100, ge=1, le=500),
+) -> list[TaskOut]:
+    if location is not None:
+        check_locations(principal, [location])
+    locations: list[str | None] = [location] if location else [*principal.location_ids]
+    locations = locations or [None]
+    out: list[TaskOut] = []
+    for loc in locations:
+        views = tasks.list_tasks(
+            session,
+            location_id=loc,
+            state=state,
+            kind=kind,
+            order_id=order_id,
+            open_only=open,
+            limit=limit,
+        )
+        out += [TaskOut.model_validate(v) for v in views]
+    return sorted(out, key=lambda t: (t.due_at, t.id))[:limit]
+
+
+@router.get("/fulfillment/tasks/{task_id}", tags=TASKS, summary="One task with its lines")
+def get_task(task_id: str, session: SessionDep, principal: Floor) -> TaskOut:
+    _task_at(session, principal, task_id)
+    return TaskOut.model_validate(tasks.get_task(session, task_id))
+
+
+@router.get(
+    "/locations/{location_id}/pick-list",
+    tags=TASKS,
+    summary="What to fetch from the shelves: open tasks' units per SKU",
+)
+def pick_list(location_id: str, session: SessionDep, principal: Floor) -> PickListOut:
+    check_locations(principal, [location_id])
+    return PickListOut.model_validate(tasks.pick_list(session, location_id))
+
+
+@router.post("/fulfillment/tasks/{task_id}/assign", tags=TASKS, summary="Give a task to someone")
+def assign_task(task_id: str, body: AssignIn, session: SessionDep, principal: Floor) -> TaskOut:
+    _task_at(session, principal, task_id)
+    return TaskOut.model_validate(tasks.assign(session, task_id, body.assignee, by=principal.id))
+
+
+@router.post("/fulfillment/tasks/{task_id}/start", tags=TASKS, summary="Start picking")
+def start_task(task_id: str, session: SessionDep, principal: Floor) -> TaskOut:
+    _task_at(session, principal, task_id)
+    return TaskOut.model_validate(tasks.start_picking(session, task_id, by=principal.id))
+
+
+@router.post(
+    "/fulfillment/tasks/{task_id}/pick",
+    tags=TASKS,
+    summary="Record what was found on the shelf (pick exceptions re-source the rest)",
+    description="Every line of the task with the units found. Missing units are written off "
+    "at this location and re-sourced at once: new tasks where they were found, or settled "
+    "with the customer when nowhere. Idempotency-Key recommended.",
+)
+def pick_task(
+    task_id: str, body: PickIn, session: SessionDep, principal: Floor, _: None = Idempotent
+) -> PickOutcomeOut:
+    _task_at(session, principal, task_id)
+    picked: dict[str, int] = {}
+    for line in body.lines:
+        picked[line.sku] = picked.get(line.sku, 0) + line.picked
+    outcome = tasks.record_pick(session, task_id, picked, by=principal.id)
+    return PickOutcomeOut.model_validate(outcome)
+
+
+@router.post("/fulfillment/tasks/{task_id}/pack", tags=TASKS, summary="Packed (or bagged)")
+def pack_task(task_id: str, session: SessionDep, principal: Floor) -> TaskOut:
+    _task_at(session, principal, task_id)
+    return TaskOut.model_validate(tasks.pack(session, task_id, by=principal.id))
+
+
+@router.post(
+    "/fulfillment/tasks/{task_id}/ready",
+    tags=TASKS,
+    summary="Ready for pickup (the customer is told; the pickup hold starts)",
+)
+def ready_task(task_id: str, session: SessionDep, principal: Floor) -> TaskOut:
+    _task_at(session, principal, task_id)
+    return TaskOut.model_validate(tasks.mark_ready(session, task_id, by=principal.id))
+
+
+@router.post(
+    "/fulfillment/tasks/{task_id}/hand-over",
+    tags=TASKS,
+    summary="The customer collected (stock leaves; the payment is captured with the order)",
+)
+def hand_over_task(
+    task_id: str, session: SessionDep, principal: Floor, _: None = Idempotent
+) -> TaskOut:
+    _task_at(session, principal, task_id)
+    return TaskOut.model_validate(tasks.hand_over(session, task_id, by=principal.id))
+
+
+@router.post(
+    "/fulfillment/tasks/{task_id}/ship",
+    status_code=201,
+    tags=TASKS,
+    summary="Hand a packed task to a carrier: labels, tracking numbers, a shipment",
+    description="Carriers: " + ", ".join(carriers.carrier_codes()) + " (pluggable). A "
+    "transfer task's shipment goes to the pickup store, where a collect task appears.",
+)
+def ship_task(
+    task_id: str, body: ShipIn, session: SessionDep, principal: Floor, _: None = Idempotent
+) -> ShipmentOut:
+    _task_at(session, principal, task_id)
+    packages = None
+    if body.packages:
+        packages = [
+            carriers.PackageRequest(
+                lines=[(x.sku, x.quantity) for x in p.lines],
+                weight_g=p.weight_g,
+                tracking_number=p.tracking_number,
+            )
+            for p in body.packages
+        ]
+    view = tasks.ship(
+        session,
+        task_id,
+        carrier=body.carrier,
+        service=body.service,
+        packages=packages,
+        by=principal.id,
+    )
+    return ShipmentOut.model_validate(view)
+
+
+@router.get("/shipments", tags=TASKS, summary="Shipments of an order or by tracking number")
+def list_shipments(
+    session: SessionDep,
+    _: Staff,
+    order_id: str | None = None,
+    tracking_number: str | None = None,
+    limit: int = Query(default=100, ge=1, le=500),
+) -> list[ShipmentOut]:
+    views = tasks.list_shipments(
+        session, order_id=order_id, tracking_number=tracking_number, limit=limit
+    )
+    return [ShipmentOut.model_validate(v) for v in views]
+
+
+@router.get("/shipments/{shipment_id}", tags=TASKS, summary="One shipment with its packages")
+def get_shipment(shipment_id: str, session: SessionDep, _: Staff) -> ShipmentOut:
+    return ShipmentOut.model_validate(tasks.get_shipment(session, shipment_id))
+
+
+@router.post(
+    "/shipments/{shipment_id}/tracking",
+    tags=TASKS,
+    summary="A tracking update (carrier webhook or a person); delivered closes it",
+)
+def track_shipment(
+    shipment_id: str, body: TrackingIn, session: SessionDep, principal: Floor
+) -> ShipmentOut:
+    view = tasks.record_tracking(
+        session,
+        shipment_id,
+        body.status,
+        note=body.note,
+        at=body.occurred_at,
+        by=principal.id,
+    )
+    return ShipmentOut.model_validate(view)
+
+
+@router.get("/fulfillment/sla", tags=TASKS, summary="Pick deadlines and the pickup hold")
+def get_sla(session: SessionDep, _: Staff) -> SlaOut:
+    return SlaOut.model_validate(tasks.get_sla(session))
+
+
+@router.put("/fulfillment/sla", tags=TASKS, summary="Change pick deadlines or the pickup hold")
+def set_sla(body: SlaIn, session: SessionDep, _: Admin) -> SlaOut:
+    changes = body.model_dump(exclude_none=True)
+    return SlaOut.model_validate(tasks.set_sla(session, changes))

@@ -11,6 +11,11 @@
 * ``sourcing_strategies``: per sales channel, the strategy and constraints.
 * ``fulfillment_settings``: network-wide documents (cost model, carrier calendar).
 * ``location_fulfillment_calendars``: cut-off times, holidays and handling time per location.
+* ``fulfillment_tasks`` / ``fulfillment_task_lines``: the work of one location for one delivery
+  group of an order (pick, pack, then ready + hand-over for pickups, or ship): its state,
+  SLA deadlines, alerts sent and history; per line the units picked and short.
+* ``shipments``: what left a location with a carrier: packages with tracking numbers and
+  labels, tracking events, shipped/delivered times. An order may ship in several shipments.
 
 Locations, SKUs and channels belong to other contexts: referenced by id without foreign keys.
 """
@@ -31,6 +36,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -143,3 +149,71 @@ class LocationCalendarRow(Base):
     holidays: Mapped[list[Any]] = mapped_column(JSON, default=list)
     handling_minutes: Mapped[int] = mapped_column(Integer, default=120)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FulfillmentTask(Base):
+    __tablename__ = "fulfillment_tasks"
+    __table_args__ = (
+        Index("ix_fulfillment_tasks_queue", "location_id", "state", "due_at"),
+        Index("ix_fulfillment_tasks_state", "state", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), index=True)
+    group_id: Mapped[str] = mapped_column(String(20))
+    channel_id: Mapped[str] = mapped_column(String(40))
+    reservation_id: Mapped[str | None] = mapped_column(String(40))
+    location_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(12))  # pickup | ship | transfer | collect
+    method: Mapped[str] = mapped_column(String(20))
+    pickup_location_id: Mapped[str | None] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(120))
+    parent_id: Mapped[str | None] = mapped_column(String(40))
+    due_at: Mapped[datetime] = mapped_column()
+    ready_at: Mapped[datetime | None] = mapped_column()
+    collect_by: Mapped[datetime | None] = mapped_column()
+    handed_over_at: Mapped[datetime | None] = mapped_column()
+    alerts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FulfillmentTaskLine(Base):
+    __tablename__ = "fulfillment_task_lines"
+    __table_args__ = (
+        UniqueConstraint("task_id", "sku", name="uq_fulfillment_task_lines_sku"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("picked >= 0 AND short >= 0 AND picked + short <= quantity", name="picks"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("fulfillment_tasks.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    quantity: Mapped[int] = mapped_column(Integer)
+    picked: Mapped[int] = mapped_column(Integer, default=0)
+    short: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), index=True)
+    task_id: Mapped[str] = mapped_column(String(40), index=True)
+    location_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(12))  # ship (to the customer) | transfer
+    carrier: Mapped[str] = mapped_column(String(40))
+    service: Mapped[str | None] = mapped_column(String(40))
+    tracking_number: Mapped[str] = mapped_column(String(80), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # shipped | in_transit | delivered | ...
+    destination: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    packages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    shipped_at: Mapped[datetime] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

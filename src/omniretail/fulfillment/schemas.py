@@ -260,3 +260,152 @@ class PromiseOptionOut(Out):
 class PromiseOut(Out):
     now: datetime
     options: list[PromiseOptionOut]
+
+
+# --- store fulfilment tasks and shipments -------------------------------------------------------
+
+
+class TaskLineOut(Out):
+    sku: str
+    title: str
+    quantity: int
+    picked: int
+    short: int
+
+
+class TaskOut(Out):
+    id: str = Field(examples=["ftk_01JD0Y8Q3V9N6W2K7M4T5R8S1A"])
+    order_id: str
+    group_id: str
+    channel_id: str
+    kind: str = Field(description="pickup, ship, transfer or collect", examples=["pickup"])
+    method: str = Field(examples=["bopis"])
+    state: str = Field(
+        description="assigned, picking, picked, packed, ready, handed_over or cancelled",
+        examples=["assigned"],
+    )
+    location_id: str
+    pickup_location_id: str | None
+    reservation_id: str | None
+    assignee: str | None
+    parent_id: str | None = Field(description="The task this one re-sources or collects")
+    due_at: datetime = Field(description="Pick SLA deadline")
+    overdue: bool
+    ready_at: datetime | None
+    collect_by: datetime | None = Field(description="End of the pickup hold")
+    handed_over_at: datetime | None
+    next_step: str | None
+    lines: list[TaskLineOut]
+    history: list[dict[str, Any]]
+    shipments: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssignIn(In):
+    assignee: str = Field(min_length=1, max_length=120, examples=["maria.k"])
+
+
+class PickLineIn(In):
+    sku: str = Field(min_length=1, max_length=64, examples=["TEE-M"])
+    picked: int = Field(ge=0, description="Units found on the shelf", examples=[2])
+
+
+class PickIn(In):
+    lines: list[PickLineIn] = Field(
+        min_length=1,
+        max_length=200,
+        description="Every line of the task with the units found; fewer than asked is a pick "
+        "exception (written off here, re-sourced elsewhere)",
+    )
+
+
+class PickOutcomeOut(Out):
+    task: TaskOut
+    short: dict[str, int] = Field(description="Units not found, per SKU")
+    resourced: list[TaskOut] = Field(description="New tasks where the missing units were found")
+    unavailable: dict[str, int] = Field(
+        description="Units found nowhere: settled with the customer (voided or refunded)"
+    )
+
+
+class PickListLineOut(Out):
+    sku: str
+    title: str
+    quantity: int
+    tasks: list[dict[str, Any]]
+
+
+class PickListOut(Out):
+    location_id: str
+    tasks: int
+    units: int
+    lines: list[PickListLineOut]
+
+
+class PackageLineIn(In):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0)
+
+
+class PackageIn(In):
+    lines: list[PackageLineIn] = Field(min_length=1, max_length=200)
+    weight_g: int | None = Field(default=None, gt=0, examples=[850])
+    tracking_number: str | None = Field(
+        default=None, min_length=1, max_length=80, description="When booked outside omniretail"
+    )
+
+
+class ShipIn(In):
+    carrier: str = Field(default="manual", min_length=1, max_length=40, examples=["manual"])
+    service: str | None = Field(default=None, max_length=40, examples=["next_day"])
+    packages: list[PackageIn] | None = Field(
+        default=None,
+        max_length=50,
+        description="How the picked units are boxed (default: one package with everything)",
+    )
+
+
+class ShipmentOut(Out):
+    id: str = Field(examples=["shp_01JD0Y8Q3V9N6W2K7M4T5R8S1A"])
+    order_id: str
+    task_id: str
+    location_id: str
+    kind: str = Field(description="ship (to the customer) or transfer (to a pickup location)")
+    carrier: str
+    service: str | None
+    tracking_number: str
+    tracking_url: str | None
+    state: str
+    destination: dict[str, Any] | None
+    packages: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    shipped_at: datetime
+    delivered_at: datetime | None
+
+
+class TrackingIn(In):
+    status: str = Field(
+        description="in_transit, out_for_delivery, delivered, exception or returned",
+        examples=["delivered"],
+    )
+    note: str | None = Field(default=None, max_length=300)
+    occurred_at: datetime | None = None
+
+
+class SlaIn(In):
+    pick_minutes: dict[str, int] | None = Field(
+        default=None, description="Pick deadline per delivery method", examples=[{"bopis": 90}]
+    )
+    default_pick_minutes: int | None = None
+    pickup_hold_hours: int | None = Field(default=None, examples=[72])
+    reminder_hours: int | None = None
+    cancel_uncollected: bool | None = None
+
+
+class SlaOut(BaseModel):
+    pick_minutes: dict[str, int]
+    default_pick_minutes: int
+    pickup_hold_hours: int
+    reminder_hours: int
+    cancel_uncollected: bool

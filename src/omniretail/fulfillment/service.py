@@ -342,6 +342,7 @@ def _load(
     channel: str | None,
     now: datetime,
     pickup_ids: Sequence[str] = (),
+    exclude: frozenset[str] = frozenset(),
 ) -> _World:
     settings = DEFAULT_STRATEGY
     if channel is not None:
@@ -350,13 +351,16 @@ def _load(
     atp: dict[tuple[str, str], int] = {}
     for item in avail.items:
         for location_id, units in _per_location(item.locations):
-            atp[(location_id, item.sku)] = units
+            if location_id not in exclude:
+                atp[(location_id, item.sku)] = units
     locations = {loc.id: loc for loc in inventory.list_locations(session, active=True)}
     feeding = inventory.channel_context(session, settings.channel_id).location_ids
     pickup_atp: dict[str, dict[str, int]] = {}
     for pid in pickup_ids:
         balances = inventory.stock_balances(session, skus=list(skus), location_id=pid, now=now)
-        pickup_atp[pid] = {b.sku: max(0, b.available - avail.buffer) for b in balances}
+        pickup_atp[pid] = {
+            b.sku: 0 if pid in exclude else max(0, b.available - avail.buffer) for b in balances
+        }
     days = {lid: _local_day(loc, now) for lid, loc in locations.items()}
     wanted = {lid for lid, _ in atp} | set(pickup_ids)
     used: dict[str, int] = {}
@@ -735,11 +739,13 @@ def plan_sourcing(
     allow_transfers: bool | None = None,
     reference: str | None = None,
     dry_run: bool = False,
+    exclude_locations: Sequence[str] = (),
     now: datetime | None = None,
 ) -> DecisionView:
     """Decide where an order ships from, store the decision with its explanation and book
     the picking capacity (``dry_run``: decide only). Request values override the channel's
-    strategy settings. No plan: an AppError named after the reason (409), nothing written."""
+    strategy settings; ``exclude_locations`` are not considered (re-sourcing after a pick
+    exception). No plan: an AppError named after the reason (409), nothing written."""
     at = _now(now)
     requests = _lines(lines)
     merged = _merged(requests)
@@ -768,6 +774,7 @@ def plan_sourcing(
                     channel,
                     at,
                     [pickup_id] if pickup_id else [],
+                    exclude=frozenset(exclude_locations),
                 )
                 if pickup_id is not None and pickup_id not in world.locations:
                     raise AppError(

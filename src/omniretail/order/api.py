@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from omniretail.catalog import service as catalog
 from omniretail.core.auth import Principal, Role
-from omniretail.core.errors import AppError, not_found
+from omniretail.core.errors import not_found
 from omniretail.core.timeutil import as_utc
 from omniretail.core.web import (
     ERROR_RESPONSES,
     Idempotent,
     SessionDep,
     TransactionalRoute,
+    check_locations,
     error_doc,
     require,
     storefront,
@@ -129,13 +130,7 @@ def _access(principal: Principal, token: str | None) -> service.Access:
 
 
 def _at(principal: Principal, location_id: str) -> None:
-    if not principal.can_act_at(location_id):
-        raise AppError(
-            "forbidden_location",
-            "this caller may not act at this location",
-            403,
-            {"locations": [location_id]},
-        )
+    check_locations(principal, [location_id])
 
 
 def _tenders(tenders: list[TenderIn]) -> list[TenderRequest]:

@@ -133,6 +133,8 @@ class OrderLine(Base):
     tax: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)  # what the customer pays for the line
     allocations: Mapped[list[Any]] = mapped_column(default=list)  # [{location_id, quantity}]
+    # units fulfilment could not source anywhere: [{quantity, amount, reason, at}]
+    unavailable: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
 
 # --- payments -------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from omniretail.catalog.domain import ChannelInfo
 from omniretail.core.errors import AppError, conflict, invalid, not_found
 from omniretail.core.events import emit
 from omniretail.core.ids import new_id
+from omniretail.core.money import div_half_up
 from omniretail.core.timeutil import as_utc, utcnow
 from omniretail.customer import service as customers
 from omniretail.inventory import service as inventory
@@ -1444,7 +1445,14 @@ def _status_changed(
 
 
 def _reservations(order: Order) -> list[str]:
-    return [g["reservation_id"] for g in order.delivery if g.get("reservation_id")]
+    """Every reservation of the order: one per delivery group, plus those added when
+    fulfilment re-sourced units after a pick exception."""
+    out: list[str] = []
+    for g in order.delivery:
+        if g.get("reservation_id"):
+            out.append(g["reservation_id"])
+        out.extend(g.get("extra_reservations") or [])
+    return out
 
 
 COLLECTED_IN_STORE = frozenset({DeliveryMethod.BOPIS.value, DeliveryMethod.CURBSIDE.value})
@@ -1821,3 +1829,155 @@ def refund_order(
     order.updated_at = at
     session.flush()
     return result
+
+
+# --- changes made by fulfilment ---------------------------------------------------------------
+
+
+def _group(order: Order, group_id: str) -> dict[str, Any]:
+    for g in order.delivery:
+        if g["id"] == group_id:
+            return dict(g)
+    raise not_found("delivery_group", group_id)
+
+
+def _replace_group(order: Order, group: dict[str, Any]) -> None:
+    order.delivery = [group if g["id"] == group["id"] else g for g in order.delivery]
+
+
+def _group_line(session: Session, order: Order, group_id: str, sku: str) -> OrderLine:
+    line = session.scalar(
+        select(OrderLine).where(
+            OrderLine.order_id == order.id, OrderLine.group_id == group_id, OrderLine.sku == sku
+        )
+    )
+    if line is None:
+        raise not_found("order_line", f"{group_id}/{sku}")
+    return line
+
+
+def _move_allocation(line: OrderLine, location_id: str, quantity: int) -> list[dict[str, Any]]:
+    """The line's allocations with ``quantity`` fewer units at ``location_id``."""
+    out = []
+    for piece in line.allocations:
+        if piece["location_id"] == location_id and quantity:
+            take = min(quantity, int(piece["quantity"]))
+            quantity -= take
+            if piece["quantity"] - take:
+                out.append({**piece, "quantity": piece["quantity"] - take})
+        else:
+            out.append(dict(piece))
+    return out
+
+
+def reallocate(
+    session: Session,
+    order_id: str,
+    *,
+    group_id: str,
+    from_location: str,
+    reservation: inventory.ReservationView,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """*Public interface.* Fulfilment re-sourced units after a pick exception: the new
+    (allocated) ``reservation`` joins the delivery group, so shipping, hand-over and
+    cancelling act on it as well, and each of its SKUs' allocations move from
+    ``from_location`` to where the new reservation holds them."""
+    at = _now(now)
+    order = lock_order(session, order_id)
+    group = _group(order, group_id)
+    group["extra_reservations"] = [*(group.get("extra_reservations") or []), reservation.id]
+    _replace_group(order, group)
+    moved: dict[str, int] = {}
+    for x in reservation.lines:
+        moved[x.sku] = moved.get(x.sku, 0) + x.quantity
+    for sku, quantity in moved.items():
+        line = _group_line(session, order, group_id, sku)
+        pieces = _move_allocation(line, from_location, quantity)
+        pieces += [
+            {"location_id": x.location_id, "quantity": x.quantity}
+            for x in reservation.lines
+            if x.sku == sku
+        ]
+        line.allocations = pieces
+    summary = ", ".join(f"{q} x {sku}" for sku, q in sorted(moved.items()))
+    order.history = [
+        *order.history,
+        {
+            "status": order.status,
+            "at": at.isoformat(),
+            "note": note or f"{summary} re-sourced from {from_location}",
+        },
+    ]
+    order.version += 1
+    order.updated_at = at
+    session.flush()
+    return order
+
+
+def settle_unavailable(
+    session: Session,
+    order_id: str,
+    *,
+    group_id: str,
+    sku: str,
+    location_id: str,
+    quantity: int,
+    reason: str = "item unavailable",
+    now: datetime | None = None,
+) -> int:
+    """*Public interface.* ``quantity`` units of a line cannot be fulfilled from anywhere: the
+    customer is not charged for them. Their share of the line total (half-up) is voided from
+    the open authorisation, or refunded when already captured; the line keeps its price and
+    records the units as unavailable. Emits ``order.items_unavailable``; returns the amount."""
+    at = _now(now)
+    order = lock_order(session, order_id)
+    line = _group_line(session, order, group_id, sku)
+    already = sum(int(x["quantity"]) for x in (line.unavailable or []))
+    if quantity <= 0 or quantity > line.quantity - already:
+        raise invalid(
+            "invalid_quantity",
+            "quantity must be positive and at most the line's fulfillable units",
+            quantity=quantity,
+            fulfillable=line.quantity - already,
+        )
+    amount = div_half_up(line.total * quantity, line.quantity)
+    payments = pay.order_payments(session, order.id)
+    open_amount = sum(p.amount - p.captured - p.voided for p in payments)
+    voided = min(amount, open_amount)
+    if voided:
+        pay.void_amount(session, order, voided, at)
+    if amount - voided:
+        pay.refund(session, order, amount - voided, reason=reason, now=at)
+    line.unavailable = [
+        *(line.unavailable or []),
+        {"quantity": quantity, "amount": amount, "reason": reason, "at": at.isoformat()},
+    ]
+    line.allocations = _move_allocation(line, location_id, quantity)
+    order.history = [
+        *order.history,
+        {"status": order.status, "at": at.isoformat(), "note": f"{quantity} x {sku}: {reason}"},
+    ]
+    order.version += 1
+    order.updated_at = at
+    emit(
+        session,
+        "order.items_unavailable",
+        {
+            "order_id": order.id,
+            "customer_id": order.customer_id,
+            "channel_id": order.channel_id,
+            "sku": sku,
+            "quantity": quantity,
+            "amount_minor": amount,
+            "voided_minor": voided,
+            "refunded_minor": amount - voided,
+            "currency": order.currency,
+            "reason": reason,
+            "occurred_at": at.isoformat(),
+        },
+        aggregate_id=order.id,
+    )
+    session.flush()
+    return amount

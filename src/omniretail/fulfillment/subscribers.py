@@ -1,0 +1,49 @@
+"""Outbox subscribers of the fulfillment context.
+
+* ``order.placed`` (status ``allocated``) and ``order.status_changed`` to ``allocated`` (an
+  order released from a fraud review): create the order's fulfilment tasks.
+* ``order.cancelled``: cancel its open tasks (the order context gave the stock back).
+
+Both are idempotent: tasks are created once per order, and cancelling finds nothing open the
+second time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from omniretail.core import events
+from omniretail.core.models import OutboxEvent
+from omniretail.fulfillment import tasks
+
+
+def _order_id(event: OutboxEvent) -> str | None:
+    payload: dict[str, Any] = dict(event.payload or {})
+    value = payload.get("order_id") or payload.get("id")
+    return str(value) if value else None
+
+
+def on_order_placed(session: Session, event: OutboxEvent) -> None:
+    order_id = _order_id(event)
+    if order_id and (event.payload or {}).get("status") == "allocated":
+        tasks.create_tasks_for_order(session, order_id)
+
+
+def on_status_changed(session: Session, event: OutboxEvent) -> None:
+    order_id = _order_id(event)
+    if order_id and (event.payload or {}).get("to") == "allocated":
+        tasks.create_tasks_for_order(session, order_id)
+
+
+def on_order_cancelled(session: Session, event: OutboxEvent) -> None:
+    order_id = _order_id(event)
+    if order_id:
+        tasks.cancel_order_tasks(session, order_id)
+
+
+def register() -> None:
+    events.subscribe("order.placed")(on_order_placed)
+    events.subscribe("order.status_changed")(on_status_changed)
+    events.subscribe("order.cancelled")(on_order_cancelled)
