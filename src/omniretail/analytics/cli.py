@@ -115,6 +115,23 @@ def import_online_retail(
         bool,
         typer.Option("--catalog", help="Also create catalog products for new StockCodes"),
     ] = False,
+    customers: Annotated[
+        bool,
+        typer.Option(
+            "--customers",
+            help="Also create a customer profile per CustomerID (identifier "
+            "external:<source>, trait country); existing ones are kept",
+        ),
+    ] = False,
+    orders: Annotated[
+        bool,
+        typer.Option(
+            "--orders",
+            help="Also create completed orders, returns and credit notes in the order context, "
+            "with the customers' timeline (implies --customers; the channels must be catalog "
+            "channels)",
+        ),
+    ] = False,
     report_json: Annotated[
         Path | None,
         typer.Option("--report-json", help="Write the full report (every row issue) here"),
@@ -125,8 +142,10 @@ def import_online_retail(
 
     Invoices starting with C are returns; rows without CustomerID are guest orders. A bad row
     rejects its whole invoice (nothing of it is written) and is listed; reinterpreted rows
-    (service codes, zero prices, ...) are counted. Re-running the same file imports nothing
-    twice. Exit status: 0 all rows imported, 1 some rows rejected, 2 file refused."""
+    (service codes, zero prices, ...) are counted. With --customers and --orders the history
+    also becomes customer profiles, orders and returns (customer 360, order API, console).
+    Re-running the same file imports nothing twice. Exit status: 0 all rows imported, 1 some
+    rows rejected, 2 file refused."""
     data = importer.read_file(file)
     try:
         with get_database().unit_of_work() as session, _progress(file.name) as progress:
@@ -140,6 +159,8 @@ def import_online_retail(
                 currency=currency,
                 dry_run=dry_run,
                 create_catalog_products=catalog,
+                create_customers=customers,
+                create_orders=orders,
                 progress=progress,
             )
     except AppError as e:
@@ -167,6 +188,26 @@ def _print_import(report: importer.ImportReport, show: int) -> None:
         f"value imported {_money(report.amount_minor_imported, report.currency)}, "
         f"rejected {_money(report.amount_minor_rejected, report.currency)}"
     )
+    if report.customer_profiles_created or report.customer_profiles_existing:
+        console.print(
+            f"customer profiles: {report.customer_profiles_created:,} created, "
+            f"{report.customer_profiles_existing:,} already known"
+            + (
+                f", {report.customer_ids_refused:,} CustomerIDs refused (blocked values: "
+                "their invoices are guest orders)"
+                if report.customer_ids_refused
+                else ""
+            )
+        )
+    if report.orders_created or report.invoices_already_ordered or report.returns_created:
+        console.print(
+            f"order context: {report.orders_created:,} orders "
+            f"({report.order_lines_created:,} lines), {report.returns_created:,} returns, "
+            f"{report.credit_notes_created:,} credit notes without original order, "
+            f"{report.timeline_facts_created:,} timeline facts; "
+            f"{report.invoices_already_ordered:,} invoices there already, "
+            f"{report.invoices_without_order_lines:,} stock adjustments (not orders)"
+        )
     counts = Table(title="Rejected and reinterpreted rows")
     for column in ("Outcome", "Code", "Rows", "Meaning"):
         counts.add_column(column, overflow="fold")

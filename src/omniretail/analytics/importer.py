@@ -20,6 +20,16 @@ Rules (docs/analytics.md has the full table):
   each is reported as reinterpreted, never dropped silently.
 * Idempotent: lines are keyed ``(source, InvoiceNo, line number within the invoice)`` and an
   invoice already in the store is skipped as a whole; inserts use ``ON CONFLICT DO NOTHING``.
+
+Optionally the history also goes to the contexts that serve it (off by default, the fast path
+writes the analytics store only):
+
+* ``create_customers``: one customer profile per CustomerID (identifier
+  ``external:<source>``, trait ``country``) through ``customer.history.import_customers``;
+* ``create_orders`` (implies customers): sales as completed orders, credits as returns of their
+  original order (or credit notes), with the customers' timeline facts, through
+  ``order.history.import_order_history``; stock adjustments are not orders. No outbox event is
+  emitted for them, so the analytics subscribers never see these orders a second time.
 """
 
 from __future__ import annotations
@@ -46,6 +56,8 @@ from omniretail.analytics.domain import SERVICE_CODES, VOUCHER_PATTERN, Kind, Li
 from omniretail.analytics.models import CustomerDim, ImportRun, OrderFact, ProductDim
 from omniretail.core.errors import AppError, invalid
 from omniretail.core.ids import new_id
+from omniretail.customer import history as customer_history
+from omniretail.order import history as order_history
 
 REQUIRED_COLUMNS = (
     "InvoiceNo",
@@ -118,6 +130,17 @@ class ImportReport:
     new_customers: int = 0
     new_products: int = 0
     catalog_products: int = 0
+    # with create_customers / create_orders (customer and order contexts)
+    customer_profiles_created: int = 0
+    customer_profiles_existing: int = 0
+    customer_ids_refused: int = 0  # blocked values ("0", "null"): their invoices stay guest
+    orders_created: int = 0
+    returns_created: int = 0  # credits linked to their original order
+    credit_notes_created: int = 0  # credits without a known original order
+    order_lines_created: int = 0
+    invoices_already_ordered: int = 0  # in the order context since an earlier run
+    invoices_without_order_lines: int = 0  # stock adjustments only: not an order
+    timeline_facts_created: int = 0
     amount_minor_imported: int = 0
     amount_minor_rejected: int = 0
     currency: str = "GBP"
@@ -685,20 +708,29 @@ def import_online_retail(
     currency: str = "GBP",
     dry_run: bool = False,
     create_catalog_products: bool = False,
+    create_customers: bool = False,
+    create_orders: bool = False,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Check and import an Online Retail file in the caller's transaction (flush, no commit).
 
     File-level problems (unknown or missing columns, no parsable date at all, not UTF-8
-    CSV) raise ``AppError`` before anything is written; row problems are reported."""
+    CSV; with ``create_orders`` a channel the catalog does not know) raise ``AppError``
+    before anything is written; row problems are reported. ``create_customers`` also makes
+    customer profiles, ``create_orders`` (which implies it) orders and returns."""
     started = time.perf_counter()
     notify = progress or (lambda _stage, _done, _total: None)
     if not source or len(source) > 32:
         raise invalid("invalid_source", "source must be 1–32 characters")
     notify("reading", 0, 1)
     frame = read_frame(data)
+    create_customers = create_customers or create_orders
+    if create_customers:
+        customer_history.external_type(source)  # 422 before reading when it cannot be one
     notify("checking", 0, len(frame))
     prepared = prepare(frame, channel=channel, location=location, currency=currency)
+    if create_orders:  # every channel must be a catalog channel, before anything is written
+        order_history.channel_ids(session, prepared.lines["channel"].unique().tolist())
     report = ImportReport(
         file=file_name,
         source=source,
@@ -771,6 +803,8 @@ def import_online_retail(
     if create_catalog_products:
         notify("catalog", 0, len(products))
         report.catalog_products = _create_catalog_products(session, products)
+    if create_customers:
+        _write_history(session, prepared, report, source, create_orders, notify)
     session.add(
         ImportRun(
             id=new_id("imp"),
@@ -786,6 +820,95 @@ def import_online_retail(
     session.flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_history(
+    session: Session,
+    prepared: Prepared,
+    report: ImportReport,
+    source: str,
+    create_orders: bool,
+    notify: Progress,
+) -> None:
+    """Customer profiles (and orders, returns, timeline facts) for every accepted invoice,
+    whether or not the analytics store had it already: each context skips what it has."""
+    people = prepared.customers
+    customers = customer_history.import_customers(
+        session,
+        source,
+        [
+            customer_history.HistoricCustomer(key, {"country": country} if country else {})
+            for key, country in zip(
+                people["customer_key"].tolist(), people["country"].tolist(), strict=True
+            )
+        ],
+        progress=notify,
+    )
+    report.customer_profiles_created = customers.created
+    report.customer_profiles_existing = customers.existing
+    report.customer_ids_refused = len(customers.refused)
+    if not create_orders:
+        return
+    invoices, adjustments_only = history_invoices(prepared, customers.ids)
+    done = order_history.import_order_history(session, source, invoices, progress=notify)
+    report.orders_created = done.orders
+    report.returns_created = done.returns
+    report.credit_notes_created = done.credit_notes
+    report.order_lines_created = done.lines
+    report.invoices_already_ordered = done.skipped
+    report.invoices_without_order_lines = adjustments_only + done.empty
+    report.timeline_facts_created = done.timeline_facts
+
+
+def history_invoices(
+    prepared: Prepared, customer_ids: dict[str, str]
+) -> tuple[list[order_history.HistoricInvoice], int]:
+    """The accepted invoices as order-context invoices (stock adjustment lines left out; an
+    invoice of adjustments only is not an order) and how many were adjustments only.
+    Quantities are units (positive, also on credits); the time of an invoice is its earliest
+    row's, as in the analytics store."""
+    lines = prepared.lines
+    kept = lines[lines["line_type"] != LineType.ADJUSTMENT.value]
+    codes, refs = pd.factorize(kept["order_ref"], sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    starts = np.concatenate(([0], bounds)).tolist()
+    ends = np.concatenate((bounds, [len(order)])).tolist()
+    items = list(
+        map(
+            order_history.HistoricLine,
+            kept["sku"].to_numpy()[order].tolist(),
+            kept["description"].to_numpy()[order].tolist(),
+            np.abs(kept["quantity"].to_numpy()[order]).tolist(),
+            kept["unit_price_minor"].to_numpy()[order].tolist(),
+            (kept["line_type"].to_numpy()[order] == LineType.PRODUCT.value).tolist(),
+        )
+    )
+    heads = prepared.orders.set_index("order_ref").loc[list(refs)]
+    times = [stamp.to_pydatetime() for stamp in heads["occurred_at"]]
+    invoices = [
+        order_history.HistoricInvoice(
+            reference=ref,
+            credit=kind == Kind.RETURN.value,
+            customer_id=customer_ids.get(customer) if customer else None,
+            channel=channel,
+            currency=currency,
+            occurred_at=at,
+            lines=items[start:end] if len(refs) else [],
+        )
+        for ref, kind, customer, channel, currency, at, start, end in zip(
+            refs.tolist(),
+            heads["kind"].tolist(),
+            heads["customer_key"].tolist(),
+            heads["channel"].tolist(),
+            heads["currency"].tolist(),
+            times,
+            starts if len(refs) else [],
+            ends if len(refs) else [],
+            strict=True,
+        )
+    ]
+    return invoices, len(prepared.orders) - len(invoices)
 
 
 def _create_catalog_products(session: Session, products: pd.DataFrame) -> int:
