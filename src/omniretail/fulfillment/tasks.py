@@ -372,6 +372,7 @@ def _new_task(
     parent_id: str | None = None,
     state: str = "assigned",
     note: str | None = None,
+    due_from: datetime | None = None,
 ) -> FulfillmentTask:
     method = str(group.get("method"))
     task = FulfillmentTask(
@@ -386,7 +387,7 @@ def _new_task(
         pickup_location_id=(group.get("location") or {}).get("id"),
         state=state,
         parent_id=parent_id,
-        due_at=_due(session, method, at),
+        due_at=_due(session, method, due_from or at),
         alerts=[],
         history=[],
         version=1,
@@ -445,6 +446,7 @@ def create_tasks_for_order(
                     reservation_id=group.get("reservation_id"),
                     lines=[(sku, t, q) for sku, (t, q) in merged.items()],
                     at=at,
+                    due_from=as_utc(order.placed_at),
                 )
             )
     return [_view(session, t, at) for t in created]

@@ -1496,6 +1496,8 @@ def transition(
         return cancel_order(session, order_id, reason=note, by=by, now=at)
     if dst in (S.SHIPPED, S.PICKED_UP):
         for rid in _reservations(order):
+            if inventory.get_reservation(session, rid, at).status == "released":
+                continue  # every unit of it was written off at a pick exception
             inventory.fulfill_reservation(session, rid, now=at)
         pay.capture(session, order, now=at)
         order.fulfilled_at = at
