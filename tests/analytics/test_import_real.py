@@ -1,11 +1,21 @@
 """The real UCI Online Retail file (read from ../shared/data, never copied into the repo)."""
 
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMNI_PII_KEYS", "JhM0nDTN7n6vJ4Yt1r0t3cBm3zj0G3yW1m4Ck4v6b5E=")
+os.environ.setdefault("OMNI_PII_INDEX_KEY", "test-blind-index-key-0123456789")
+os.environ.setdefault("OMNI_PII_KEY_FILE", str(Path(tempfile.gettempdir()) / "omni-test-pii.keys"))
+
 import pytest
 from sqlalchemy import func, select
 
 from omniretail.analytics import service
 from omniretail.analytics.models import CustomerDim, OrderFact, ProductDim, SalesLine
+from omniretail.order.models import Order, ReturnAuthorization
 from tests.analytics.factories import REAL_FILE, REAL_FILE_MISSING
+from tests.catalog.factories import create_channel
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,3 +59,35 @@ def test_import_of_the_real_file_matches_the_readme_figures(session):
         )
         == 9_288
     )
+
+
+def test_import_of_the_real_file_with_orders_puts_every_invoice_in_the_order_context(session):
+    # given a web channel for the orders
+    create_channel(session, "web")
+    # when
+    report = service.import_online_retail(
+        session, REAL_FILE.read_bytes(), file_name="real", create_orders=True
+    )
+    # then one profile per distinct CustomerID of the README
+    assert report.customer_profiles_created == README_FIGURES["customers"]
+    # every accepted invoice (25,900 less the 2 rejected) is an order, a return, a credit note
+    # or a stock adjustment; every C invoice is a return or a credit note
+    made = (
+        report.orders_created,
+        report.returns_created,
+        report.credit_notes_created,
+        report.invoices_without_order_lines,
+    )
+    assert made == (19_974, 3_077, 759, 2_088)
+    assert sum(made) == README_FIGURES["invoices"] - 2
+    assert report.returns_created + report.credit_notes_created == 3_836
+    # the orders hold exactly the sales value of the analytics store, the returns and credit
+    # notes exactly its returns
+    sales = select(func.sum(SalesLine.amount_minor)).where(SalesLine.kind == "sale")
+    returned = select(func.sum(SalesLine.amount_minor)).where(SalesLine.kind == "return")
+    order_total = select(func.sum(Order.total))
+    assert session.scalar(order_total.where(Order.source == "import")) == session.scalar(sales)
+    assert session.scalar(select(func.sum(ReturnAuthorization.refund_total))) - session.scalar(
+        order_total.where(Order.source == "import_credit")
+    ) == -session.scalar(returned)
+    assert report.timeline_facts_created == 22_190

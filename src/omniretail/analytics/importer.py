@@ -876,12 +876,15 @@ def history_invoices(
     ends = np.concatenate((bounds, [len(order)])).tolist()
     items = list(
         map(
-            order_history.HistoricLine,
-            kept["sku"].to_numpy()[order].tolist(),
-            kept["description"].to_numpy()[order].tolist(),
-            np.abs(kept["quantity"].to_numpy()[order]).tolist(),
-            kept["unit_price_minor"].to_numpy()[order].tolist(),
-            (kept["line_type"].to_numpy()[order] == LineType.PRODUCT.value).tolist(),
+            order_history.HistoricLine._make,
+            zip(
+                kept["sku"].to_numpy()[order].tolist(),
+                kept["description"].to_numpy()[order].tolist(),
+                np.abs(kept["quantity"].to_numpy()[order]).tolist(),
+                kept["unit_price_minor"].to_numpy()[order].tolist(),
+                (kept["line_type"].to_numpy()[order] == LineType.PRODUCT.value).tolist(),
+                strict=True,
+            ),
         )
     )
     heads = prepared.orders.set_index("order_ref").loc[list(refs)]
