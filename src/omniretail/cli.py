@@ -18,6 +18,7 @@ from omniretail.customer.cli import app as customer_app
 from omniretail.customer.cli import gdpr_app
 from omniretail.demo.cli import app as demo_app
 from omniretail.fulfillment.cli import app as fulfillment_app
+from omniretail.fulfillment.tasks_cli import app as tasks_app
 from omniretail.inventory.cli import app as inventory_app
 from omniretail.order.cli import app as order_app
 from omniretail.order.cli import pos_app
@@ -43,6 +44,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(order_app, name="orders")
 app.add_typer(pos_app, name="pos")
 app.add_typer(fulfillment_app, name="sourcing")
+app.add_typer(tasks_app, name="fulfillment")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(import_app, name="import")
