@@ -472,3 +472,51 @@ def test_bad_sla_settings_are_a_422_and_change_nothing(client, shop, body):
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_duration"
     assert client.get("/api/v1/fulfillment/sla", headers=shop.admin).json() == before
+
+
+def test_re_sourcing_uses_the_sourcing_engine_when_locations_have_coordinates(
+    client, session, shop
+):
+    # Given Soho in London, the warehouse in Birmingham and a second warehouse in Manchester
+    # that comes first in the web channel's sourcing rules, all holding mugs
+    for location_id, lat, lon in (
+        (shop.store, 51.5136, -0.1365),
+        (shop.wh, 52.4862, -1.8904),
+    ):
+        inventory.update_location(session, location_id, {"latitude": lat, "longitude": lon})
+    north = inventory.create_location(
+        session,
+        code="north",
+        name="North",
+        type="warehouse",
+        timezone="Europe/London",
+        capabilities=["ship"],
+        latitude=53.4808,
+        longitude=-2.2426,
+        address={"country": "GB", "city": "Manchester"},
+    )
+    inventory.record_movement(session, location_id=north.id, reason="receipt", lines=[("MUG", 10)])
+    inventory.set_channel_sourcing(
+        session,
+        "web",
+        rules=[{"location_id": north.id}, {"location_id": shop.wh}, {"location_id": shop.store}],
+    )
+    session.commit()
+    order = _place(client, session, shop, [("MUG", 1)], BOPIS)
+    [task] = _tasks(client, shop, order["id"])
+    _step(client, shop, task["id"], "start")
+
+    # When Soho cannot find the mug
+    outcome = _step(client, shop, task["id"], "pick", {"lines": [{"sku": "MUG", "picked": 0}]})
+
+    # Then the engine sends it from the nearer Birmingham warehouse (not the first rule),
+    # and its decision is stored against the order and task
+    [transfer] = outcome["resourced"]
+    assert (transfer["kind"], transfer["location_id"]) == ("transfer", shop.wh)
+    decisions = client.get(
+        "/api/v1/sourcing/decisions",
+        params={"reference": f"{order['id']}/{task['id']}"},
+        headers=shop.admin,
+    ).json()
+    assert [d["packages"][0]["location_id"] for d in decisions] == [shop.wh]
+    assert stock(session, "MUG", north.id)["allocated"] == 0
