@@ -362,6 +362,7 @@ def import_order_history(
     if not system or len(system) > 32:
         raise invalid("invalid_system", "the system name must be 1–32 characters")
     notify = progress or (lambda _stage, _done, _total: None)
+    notify("orders", 0, 0)  # preparing
     for invoice in invoices:
         _check(invoice)
     channels = channel_ids(session, (i.channel for i in invoices))
