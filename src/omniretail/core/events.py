@@ -3,8 +3,8 @@
 ``emit(session, topic, payload)`` writes an outbox row in the caller's transaction, so an
 event exists exactly when the change that caused it committed. ``dispatch_pending`` hands
 unpublished rows to in-process subscribers (per topic, ``"*"`` for all) and, when
-``OMNI_NATS_URL`` is set, to NATS JetStream; the worker (``omni worker``) calls it on a
-schedule and the API calls it after each committed request on the embedded default.
+``OMNI_NATS_URL`` is set, to NATS JetStream; the worker (``omni worker``, or ``omni serve
+--with-worker``) calls it every minute and on demand (``jobs.dispatch_outbox``).
 """
 
 from __future__ import annotations

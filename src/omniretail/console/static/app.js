@@ -50,6 +50,8 @@ async function loadReferenceData() {
   const locOptions = state.locations.map((l) => `<option value="${esc(l.id)}">${esc(l.name)} (${esc(l.type)})</option>`).join("");
   $("#stock-form select").innerHTML = locOptions;
   $("#store-form select").innerHTML = state.locations.filter((l) => l.type === "store").map((l) => `<option value="${esc(l.id)}">${esc(l.name)}</option>`).join("");
+  const floor = state.locations.filter((l) => ["store", "warehouse", "dark_store", "locker"].includes(l.type));
+  $("#picking-form select").innerHTML = floor.map((l) => `<option value="${esc(l.id)}">${esc(l.name)}</option>`).join("");
   $("#price-form select").innerHTML = state.channels.map((c) => `<option value="${esc(c.code)}">${esc(c.name)} (${esc(c.currency)})</option>`).join("");
 }
 
@@ -57,6 +59,7 @@ function route() {
   const view = (location.hash || "#products").slice(1);
   show(view);
   if (view === "products" && !$("#product-table tbody").children.length) searchProducts(false);
+  if (view === "picking") loadPicking();
 }
 
 async function searchProducts(more) {
@@ -149,6 +152,53 @@ async function storeLookup(ev) {
   } catch (e) { out.innerHTML = `<p class="error">${esc(e.message)}</p>`; }
 }
 
+// Picking: a location's pick list and task queue, with the next step of each task.
+const STEP_LABEL = { picking: "Start picking", picked: "Confirm pick", packed: "Packed", ready: "Ready for pickup", handed_over: "Handed over" };
+
+async function loadPicking() {
+  const location = $("#picking-form select").value;
+  if (!location) return;
+  $("#picking-error").textContent = "";
+  try {
+    const [list, tasks] = await Promise.all([
+      api(`/api/v1/locations/${encodeURIComponent(location)}/pick-list`),
+      api(`/api/v1/fulfillment/tasks?location=${encodeURIComponent(location)}&open=true`),
+    ]);
+    $("#picking-summary").textContent = `${list.units} units to pick for ${list.tasks} tasks; ${tasks.length} open tasks.`;
+    $("#pick-list tbody").innerHTML = list.lines.map((l) => `<tr><td>${esc(l.sku)}</td><td>${esc(l.title)}</td><td class="num">${l.quantity}</td><td>${l.tasks.map((t) => esc(t.order_id)).join(", ")}</td></tr>`).join("") || `<tr><td colspan="4">Nothing to pick.</td></tr>`;
+    const tbody = $("#task-table tbody");
+    tbody.innerHTML = "";
+    for (const t of tasks) tbody.appendChild(taskRow(t));
+    if (!tasks.length) tbody.innerHTML = `<tr><td colspan="6">No open tasks.</td></tr>`;
+  } catch (e) { $("#picking-error").textContent = e.message; }
+}
+
+function taskRow(t) {
+  const tr = document.createElement("tr");
+  tr.dataset.task = t.id;
+  const picking = t.state === "picking";
+  const lines = t.lines.map((l) => picking
+    ? `<label class="inline">${esc(l.sku)} <input type="number" min="0" max="${l.quantity}" value="${l.quantity}" data-sku="${esc(l.sku)}" aria-label="Found ${esc(l.sku)}"> / ${l.quantity}</label>`
+    : `${l.quantity} × ${esc(l.sku)}`).join("<br>");
+  const next = t.next_step === "handed_over" && (t.kind === "ship" || t.kind === "transfer") ? "ship" : t.next_step;
+  const label = next === "ship" ? "Ship" : STEP_LABEL[next] || "";
+  tr.innerHTML = `<td>${esc(t.order_id)}</td><td>${esc(t.kind)} <span class="pill">${esc(t.method)}</span></td><td class="state">${esc(t.state)}</td><td class="${t.overdue ? "error" : ""}">${esc(t.due_at.slice(0, 16).replace("T", " "))}${t.overdue ? " late" : ""}</td><td>${lines}</td><td>${label ? `<button type="button">${esc(label)}</button>` : ""}</td>`;
+  const button = tr.querySelector("button");
+  if (button) button.addEventListener("click", () => advanceTask(t, next, tr));
+  return tr;
+}
+
+async function advanceTask(t, next, tr) {
+  const path = { picking: "start", picked: "pick", packed: "pack", ready: "ready", handed_over: "hand-over", ship: "ship" }[next];
+  let body = null;
+  if (next === "picked") body = { lines: [...tr.querySelectorAll("input[data-sku]")].map((i) => ({ sku: i.dataset.sku, picked: Number(i.value) })) };
+  if (next === "ship") body = { carrier: "manual" };
+  try {
+    await api(`/api/v1/fulfillment/tasks/${encodeURIComponent(t.id)}/${path}`, { method: "POST", body: body ? JSON.stringify(body) : undefined, headers: { "idempotency-key": `${t.id}:${path}:${t.updated_at}` } });
+    await loadPicking();
+  } catch (e) { $("#picking-error").textContent = `${e.code}: ${e.message}`; }
+}
+
 $("#login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = new FormData(ev.target);
@@ -168,5 +218,6 @@ $("#stock-form").addEventListener("submit", showStock);
 $("#price-form").addEventListener("submit", resolvePrice);
 $("#audit-run").addEventListener("click", runAudit);
 $("#store-form").addEventListener("submit", storeLookup);
+$("#picking-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadPicking(); });
 window.addEventListener("hashchange", () => state.token && route());
 if (state.token) start(); else show("login");
