@@ -24,7 +24,11 @@ from omniretail.core.errors import AppError
 from omniretail.core.models import User
 from omniretail.demo.generator import generate_products
 from omniretail.demo.places import CHANNELS, LOCATIONS
+from omniretail.fulfillment import tasks as fulfillment_tasks
 from omniretail.inventory import service as inventory
+from omniretail.order import rates
+from omniretail.order import service as orders_service
+from omniretail.order.domain import TenderRequest
 from omniretail.pricing import service as pricing
 
 ADMIN_EMAIL = "admin@demo.omniretail.local"
@@ -289,6 +293,9 @@ def load_demo(
             units += sum(q for _, q in lines)
         step("stock", 1)
 
+    orders = _demo_orders(session, rng, locations)
+    step("orders", orders)
+
     admin_password = secrets.token_urlsafe(12)
     associate_password = secrets.token_urlsafe(12)
     auth.create_user(session, ADMIN_EMAIL, admin_password, "admin")
@@ -315,5 +322,65 @@ def load_demo(
             "variants": len(variant_skus),
             "promotions": len(promotions),
             "stock_units": units,
+            "orders": orders,
         },
     )
+
+
+DEMO_ADDRESS = {
+    "name": "Demo Customer",
+    "line1": "1 Example Street",
+    "city": "London",
+    "postal_code": "W1D 1AN",
+    "country": "GB",
+}
+
+
+def _demo_orders(session: Session, rng: random.Random, locations: dict[str, str]) -> int:
+    """Taxes, shipping rates and a few open web orders, so the picking view and the order
+    API have something to show: click & collect at London Oxford Street and home deliveries
+    from the distribution centres, each already a fulfilment task."""
+    rates.set_tax_rate(session, country="GB", region=None, rate_bp=2000, inclusive=True)
+    for method, amount, free_over in (
+        ("standard", 395, 5000),
+        ("express", 895, None),
+        ("same_day", 1295, None),
+        ("locker", 195, None),
+        ("ship_from_store", 395, 5000),
+    ):
+        rates.set_shipping_rate(session, method=method, amount=amount, free_over=free_over)
+    store = locations["st-london-oxford"]
+    on_shelf = [b.sku for b in inventory.stock_balances(session, location_id=store) if b.available]
+    in_dc = [
+        b.sku
+        for b in inventory.stock_balances(session, location_id=locations["dc-daventry"])
+        if b.available >= 5
+    ]
+    staff = orders_service.Access.staff_member()
+    placed = 0
+    plans = [("bopis", rng.sample(on_shelf, 2)) for _ in range(3) if len(on_shelf) >= 2]
+    plans += [("standard", rng.sample(in_dc, 2)) for _ in range(3) if len(in_dc) >= 2]
+    for n, (method, skus) in enumerate(plans, start=1):
+        cart, _token = orders_service.create_cart(
+            session,
+            staff,
+            channel="web",
+            email=f"demo.shopper{n}@example.com",
+            lines=[(sku, 1) for sku in skus],
+        )
+        group: dict[str, Any] = {"method": method}
+        if method == "bopis":
+            group["location_id"] = store
+        orders_service.set_checkout(
+            session,
+            cart.id,
+            staff,
+            shipping_address=None if method == "bopis" else DEMO_ADDRESS,
+            delivery=[group],
+        )
+        done = orders_service.complete(
+            session, cart.id, staff, tenders=[TenderRequest("card", None, "tok_visa")]
+        )
+        fulfillment_tasks.create_tasks_for_order(session, done.order.id)
+        placed += 1
+    return placed
