@@ -215,3 +215,34 @@ def test_channel_ttl_and_buffer_apply_to_reservations(session):
     with pytest.raises(AppError) as exc:
         service.reserve(session, [("MUG", 1)], channel="web", now=T0)
     assert exc.value.details == {"sku": "MUG", "requested": 1, "available": 0}
+
+
+def test_an_inactive_candidate_location_is_409_and_nothing_changes(session):
+    # Given stock at a and an inactive candidate b (a single-line hold: the one-statement path
+    # on PostgreSQL checks the candidates inside its conditional update)
+    a, b = _setup(session, (3, 2))
+    service.update_location(session, b, {"active": False})
+    before = snapshot(session)
+    # When one unit is reserved from "any of a, b"
+    with pytest.raises(AppError) as exc:
+        service.reserve(session, [("MUG", 1)], locations=[a, b], strategy="any", now=T0)
+    # Then it is refused and nothing was written
+    assert (exc.value.status, exc.value.code) == (409, "location_inactive")
+    assert snapshot(session) == before
+
+
+def test_a_single_line_hold_writes_its_line_and_one_ledger_row(session):
+    # Given 3 units at a
+    a, _ = _setup(session, (3, 2))
+    # When one line of 2 units is held
+    view = service.reserve(session, [("MUG", 2)], locations=[a], kind="order", now=T0)
+    # Then the header, the line and the ledger agree, and the balances audit clean
+    stored = service.get_reservation(session, view.id, now=T0)
+    assert (stored.status, stored.kind, stored.expires_at) == ("active", "order", view.expires_at)
+    assert [(x.location_id, x.quantity, x.status) for x in stored.lines] == [(a, 2, "held")]
+    ledger = session.execute(
+        select(LedgerEntry.reason, LedgerEntry.held_delta).where(LedgerEntry.reference == view.id)
+    ).all()
+    assert [tuple(r) for r in ledger] == [("reservation", 2)]
+    assert balance(session, "MUG", a)["available"] == 1
+    assert service.verify(session).drift == []

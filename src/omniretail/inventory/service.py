@@ -1293,6 +1293,41 @@ _HOLD_PG = text(
 )
 
 
+# One line (the usual cart hold): a single conditional UPDATE of one row needs no lock
+# ordering, so no locking CTE and no arrays. The candidate check is part of the UPDATE's WHERE,
+# so when anything is wrong nothing at all is written (no partial update to roll back).
+_HOLD_ONE_PG = text(
+    """
+    WITH upd AS (
+        UPDATE stock_levels AS s SET held = s.held + :qty, updated_at = :now
+        WHERE s.sku = :sku AND s.location_id = :loc
+          AND s.on_hand - s.allocated - s.held - s.safety_stock >= :qty + :buffer
+          AND (SELECT count(*) FROM locations
+               WHERE id = ANY(CAST(:candidates AS varchar[])) AND active) = :n_candidates
+        RETURNING s.id
+    ),
+    hdr AS (
+        INSERT INTO reservations (id, channel_id, kind, reference, order_reference, status,
+                                  expires_at, created_at, updated_at)
+        SELECT :rid, :channel_id, :kind, :reference, NULL, 'active', :expires_at, :now, :now
+        FROM upd
+    ),
+    lns AS (
+        INSERT INTO reservation_lines (reservation_id, stock_id, sku, location_id, quantity,
+                                       status, expires_at)
+        SELECT :rid, upd.id, :sku, :loc, :qty, 'held', :expires_at FROM upd
+    ),
+    led AS (
+        INSERT INTO stock_ledger (stock_id, sku, location_id, reason, on_hand_delta,
+                                  allocated_delta, held_delta, safety_delta, incoming_delta,
+                                  reference, note, created_at)
+        SELECT upd.id, :sku, :loc, 'reservation', 0, 0, :qty, 0, 0, :rid, NULL, :now FROM upd
+    )
+    SELECT count(*) FROM upd
+    """
+)
+
+
 def _hold_in_one_statement(
     session: Session,
     plan: Sequence[tuple[str, str, int]],
@@ -1303,7 +1338,22 @@ def _hold_in_one_statement(
     the reservation, its lines and the ledger rows in one statement, so a hot row stays locked
     only for this statement and the commit. False when a row is missing or short or a
     candidate location is unknown or inactive; the caller then rolls back (some rows may have
-    been updated) and takes the slower path that says exactly what is wrong."""
+    been updated) and takes the slower path that says exactly what is wrong.
+
+    The statement goes straight to the session's connection (Core): it is the whole work of
+    the usual reservation, and the ORM's execution layer has nothing to add to it."""
+    connection = session.connection()
+    if len(plan) == 1:
+        ((sku, loc, qty),) = plan
+        one = {
+            **header,
+            "sku": sku,
+            "loc": loc,
+            "qty": qty,
+            "candidates": list(candidates),
+            "n_candidates": len(set(candidates)),
+        }
+        return bool(connection.execute(_HOLD_ONE_PG, one).scalar_one())
     params = {
         **header,
         "skus": [sku for sku, _, _ in plan],
@@ -1313,7 +1363,7 @@ def _hold_in_one_statement(
         "candidates": list(candidates),
         "n_candidates": len(set(candidates)),
     }
-    return bool(session.execute(_HOLD_PG, params).scalar_one())
+    return bool(connection.execute(_HOLD_PG, params).scalar_one())
 
 
 def _hold_step_by_step(
