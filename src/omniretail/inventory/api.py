@@ -18,6 +18,7 @@ from omniretail.core.web import (
     Idempotent,
     SessionDep,
     TransactionalRoute,
+    check_locations,
     error_doc,
     require,
     storefront,
@@ -82,14 +83,7 @@ Reader = Annotated[Principal, Depends(storefront(*(r for r in Role if r is not R
 
 def _at(principal: Principal, location_ids: Iterable[str]) -> None:
     """Store associates act only at their own locations."""
-    denied = sorted({loc for loc in location_ids if not principal.can_act_at(loc)})
-    if denied:
-        raise AppError(
-            "forbidden_location",
-            "this caller may not act at these locations",
-            403,
-            {"locations": denied},
-        )
+    check_locations(principal, location_ids)
 
 
 # --- locations ------------------------------------------------------------------------------
