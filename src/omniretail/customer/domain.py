@@ -4,7 +4,7 @@ tracking-event validation and the Segment e-commerce v2 mapping. No I/O here."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -483,6 +483,44 @@ def normalise_event(
                 amount = plain_props.get("price")
             tracked.amount_minor = to_minor(amount, tracked.currency)
     return tracked
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+def session_starts(
+    events: Sequence[tuple[datetime, str | None, bool]],
+    last_seen: datetime | None,
+    timeout: timedelta,
+) -> list[int]:
+    """Which of a person's new events start a session (indexes; events in time order).
+
+    ``events`` are ``(occurred_at, SDK session id or None, SDK session-start flag)``;
+    ``last_seen`` is the person's latest event before them (``None``: never seen). An event
+    starts a session when the person had no event for more than ``timeout`` before it. An
+    event with an SDK session id (RudderStack's ``context.sessionId``) also starts one when
+    the SDK flags it as the session's first (``context.sessionStart``) or when its id differs
+    from the previous event's; a session id starts at most one session per batch. Late
+    events (older than the person's latest) never start one."""
+    starts: list[int] = []
+    previous = last_seen
+    previous_sdk: str | None = None
+    started: set[str] = set()
+    for i, (at, sdk, flagged) in enumerate(events):
+        idle = previous is None or at - previous > timeout
+        if sdk is None:
+            begins = idle
+        else:
+            switched = previous_sdk is not None and sdk != previous_sdk
+            begins = sdk not in started and (idle or flagged or switched)
+            if begins:
+                started.add(sdk)
+            previous_sdk = sdk
+        if begins:
+            starts.append(i)
+        if previous is None or at > previous:
+            previous = at
+    return starts
 
 
 # --- person data --------------------------------------------------------------------------

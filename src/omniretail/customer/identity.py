@@ -21,31 +21,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy import String, Table, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from omniretail.core.errors import AppError, not_found
 from omniretail.core.ids import new_id
 from omniretail.core.timeutil import utcnow
 from omniretail.customer import domain
+from omniretail.customer.bulk import insert_rows
 from omniretail.customer.crypto import KeyRing, encrypt_text, key_ring
 from omniretail.customer.keys import data_keys
 from omniretail.customer.models import Identifier, IdentityLink, Merge, Profile
 from omniretail.customer.settings import get_customer_settings
-
-_PENDING = "customer_pending_identifiers"
-_FLUSHES = "customer_flushes"
-
-
-@event.listens_for(Session, "after_flush")
-def _flushed(session: Session, _context: object) -> None:
-    pending = session.info.get(_PENDING)
-    if pending:
-        pending.clear()
-    session.info[_FLUSHES] = session.info.get(_FLUSHES, 0) + 1
-
 
 PRIORITY = {
     "user_id": 0,
@@ -57,9 +49,121 @@ PRIORITY = {
     "anonymous_id": 7,
 }
 
+_profiles = cast(Table, Profile.__table__)
+_identifiers = cast(Table, Identifier.__table__)
+_links = cast(Table, IdentityLink.__table__)
+_PROFILE_COLUMNS = (
+    "id",
+    "root_id",
+    "status",
+    "traits",
+    "channels_mask",
+    "event_count",
+    "created_at",
+    "updated_at",
+)
+_IDENTIFIER_COLUMNS = (
+    "type",
+    "value_hash",
+    "value",
+    "value_enc",
+    "profile_id",
+    "shared",
+    "source",
+    "created_at",
+)
+_LINK_COLUMNS = (
+    "a_hash",
+    "a_type",
+    "b_hash",
+    "b_type",
+    "cause",
+    "source",
+    "message_id",
+    "outcome",
+    "created_at",
+)
+_CHUNK = 500
+
 
 def priority(kind: str) -> int:
     return PRIORITY.get(kind, 4)  # external ids rank between loyalty cards and devices
+
+
+def _pair(h1: str, h2: str) -> tuple[str, str]:
+    return (h1, h2) if h1 <= h2 else (h2, h1)
+
+
+def in_param(column: Any, name: str, dialect: str) -> Any:
+    """``column IN (:name)`` for a list parameter; on PostgreSQL ``= ANY(:name)``, one array
+    parameter however many values (the statement text stays the same, so the driver does
+    not parse it again)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String())))
+    return column.in_(bindparam(name, expanding=True))
+
+
+# Statements of the batch path, built once per dialect (building a select costs more than
+# running it on a small batch).
+
+
+@lru_cache(maxsize=4)
+def _prefetch_statement(dialect: str) -> Any:
+    members = aliased(Profile)
+    person_last_seen = (
+        select(func.max(members.last_seen_at))
+        .where(members.root_id == Profile.root_id)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Identifier.value_hash,
+            Identifier.type,
+            Identifier.profile_id,
+            Identifier.shared,
+            Profile.root_id,
+            person_last_seen,
+        )
+        .join(Profile, Profile.id == Identifier.profile_id)
+        .where(in_param(Identifier.value_hash, "hashes", dialect))
+    )
+
+
+@lru_cache(maxsize=4)
+def _links_statement(dialect: str) -> Any:
+    return select(IdentityLink.a_hash, IdentityLink.b_hash).where(
+        in_param(IdentityLink.a_hash, "a", dialect), in_param(IdentityLink.b_hash, "b", dialect)
+    )
+
+
+@lru_cache(maxsize=4)
+def _counts_statement(dialect: str) -> Any:
+    members = aliased(Profile)
+    return (
+        select(members.root_id, Identifier.type, func.count())
+        .join(members, members.id == Identifier.profile_id)
+        .where(in_param(members.root_id, "roots", dialect))
+        .group_by(members.root_id, Identifier.type)
+    )
+
+
+@lru_cache(maxsize=4)
+def _unmerged_statement(dialect: str) -> Any:
+    survivor = aliased(Profile)
+    absorbed = aliased(Profile)
+    return (
+        select(survivor.root_id, absorbed.root_id)
+        .select_from(Merge)
+        .join(survivor, survivor.id == Merge.survivor_id)
+        .join(absorbed, absorbed.id == Merge.absorbed_id)
+        .where(
+            Merge.undone_at.is_not(None),
+            or_(
+                in_param(survivor.root_id, "roots", dialect),
+                in_param(absorbed.root_id, "roots", dialect),
+            ),
+        )
+    )
 
 
 @dataclass
@@ -83,12 +187,23 @@ class Seen:
 class Resolver:
     """Resolves identifiers to profiles for a batch of calls, creating and linking as needed.
 
-    Construct once per transaction; ``prefetch`` loads every identifier of the batch in one
-    query so that the common case (everything known and already one person) costs nothing
-    more."""
+    Construct once per transaction. It works set-based:
+
+    * ``prefetch`` loads every identifier of the batch, its person and the person's last-seen
+      time in one query; ``preload`` then loads in one query the stored links between known
+      identifiers of different people that the batch may link;
+    * identifier counts per person (for the type limits) and undone merges are loaded in one
+      query for every person of the batch that may need them, the first time one is needed,
+      and kept up to date in memory;
+    * new profiles, identifiers (personal ones encrypted under the profile's data key) and
+      links are collected and written by ``flush`` in one multi-row insert per table (a merge
+      flushes first, since it works on stored rows).
+
+    The common case (everything known and already one person) costs one query."""
 
     def __init__(self, session: Session, source: str, actor: str) -> None:
         self.session = session
+        self.dialect = session.get_bind().dialect.name
         self.source = source
         self.actor = actor
         self.ring: KeyRing = key_ring()
@@ -98,16 +213,25 @@ class Resolver:
         self._seen_cache: dict[tuple[str, object], Seen | None] = {}
         self.shared_threshold = settings.identity_shared_device_users
         self.known: dict[str, Ident | None] = {}
+        # the person's latest event before this batch, per root as prefetched
+        self.last_seen: dict[str, datetime | None] = {}
         self.checked_pairs: set[tuple[str, str]] = set()
         self.created_profiles: list[str] = []
-        # profiles created by this resolver -> the session's flush count at their creation:
-        # until the next flush nothing of theirs is stored (no key, no identifier to count)
-        self._created_at: dict[str, int] = {}
+        self._new: set[str] = set()
+        self._created: set[str] = set()  # hashes of identifiers created in this batch
         self._roots: dict[str, str] = {}  # absorbed root -> survivor, for merges in this batch
         self._links_added: set[tuple[str, str]] = set()
-        # (root, type) of identifiers created and not flushed yet; emptied by every flush
-        self._pending: list[tuple[str, str]] = session.info.setdefault(_PENDING, [])
-        self._pending.clear()
+        self._links_stored: set[tuple[str, str]] = set()
+        self._links_absent: set[tuple[str, str]] = set()  # looked up: not stored before
+        self._candidates: set[str] = set()  # roots whose counts or merges may be needed
+        self._counts: dict[str, dict[str, int]] = {}  # current root -> identifiers per type
+        self._profile_roots: dict[str, str] = {}  # profile -> its root when first seen
+        self._unmerged: list[tuple[str, str]] | None = None
+        self._unmerged_for: set[str] = set()
+        self._new_profiles: list[tuple[Any, ...]] = []
+        self._new_identifiers: list[tuple[list[Any], str | None]] = []  # row, PII plaintext
+        self._new_identifier_roots: list[tuple[str, str]] = []  # (root at creation, type)
+        self._new_links: list[tuple[Any, ...]] = []
 
     # --- identifiers ------------------------------------------------------------------
 
@@ -127,27 +251,52 @@ class Resolver:
         return found
 
     def prefetch(self, hashes: Iterable[str]) -> None:
-        wanted = [h for h in set(hashes) if h not in self.known]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            with self.session.no_autoflush:  # identifiers created in this batch are in known
-                rows = self._fetch(chunk)
+        wanted = [h for h in dict.fromkeys(hashes) if h not in self.known]
+        if not wanted:
+            return
+        conn = self.session.connection()
+        statement = _prefetch_statement(self.dialect)
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = conn.execute(statement, {"hashes": chunk}).all()
             found = {r[0]: Ident(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+            for r in rows:
+                self.last_seen[r[4]] = r[5]
+                self._profile_roots.setdefault(r[2], r[4])
             for h in chunk:
                 self.known[h] = found.get(h)
 
-    def _fetch(self, chunk: list[str]) -> Sequence[Any]:
-        return self.session.execute(
-            select(
-                Identifier.value_hash,
-                Identifier.type,
-                Identifier.profile_id,
-                Identifier.shared,
-                Profile.root_id,
-            )
-            .join(Profile, Profile.id == Identifier.profile_id)
-            .where(Identifier.value_hash.in_(chunk))
-        ).all()
+    def preload(self, calls: Iterable[Sequence[Seen]]) -> None:
+        """After ``prefetch``: note the people whose identifier counts or merge history the
+        calls may need, and load in one query the stored links between known identifiers of
+        different people seen together (each link is decided once)."""
+        pairs: set[tuple[str, str]] = set()
+        for seen in calls:
+            idents = [self.known.get(s.hash) for s in seen]
+            known = [i for i in idents if i is not None]
+            roots = {i.root_id for i in known}
+            if len(known) == len(idents) and len(roots) <= 1:
+                continue  # one known person: nothing to decide
+            self._candidates |= roots
+            for n, a in enumerate(known):
+                for b in known[n + 1 :]:
+                    if a.root_id != b.root_id:
+                        pairs.add(_pair(a.hash, b.hash))
+        pairs -= self._links_stored | self._links_absent
+        if pairs:
+            self._load_links(sorted(pairs))
+
+    def _load_links(self, pairs: Sequence[tuple[str, str]]) -> None:
+        conn = self.session.connection()
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = pairs[start : start + _CHUNK]
+            rows = conn.execute(
+                _links_statement(self.dialect),
+                {"a": sorted({a for a, _ in chunk}), "b": sorted({b for _, b in chunk})},
+            ).all()
+            stored = {(a, b) for a, b in rows}
+            for pair in chunk:
+                (self._links_stored if pair in stored else self._links_absent).add(pair)
 
     def _lookup(self, seen: Seen) -> Ident | None:
         if seen.hash not in self.known:
@@ -156,53 +305,54 @@ class Resolver:
 
     def _create_identifier(self, seen: Seen, profile_id: str, root_id: str) -> Ident:
         kind = "user_id" if seen.type == "previous_id" else seen.type
-        row = Identifier(
-            type=kind,
-            value_hash=seen.hash,
-            profile_id=profile_id,
-            shared=False,
-            source=self.source,
-        )
-        if kind in domain.PII_IDENTIFIER_TYPES:
-            key = data_keys(self.session, [profile_id], create=True, new=self.new_profiles())[
-                profile_id
-            ]
-            row.value_enc = encrypt_text(key, seen.value)
-        else:
-            row.value = seen.value
-        self.session.add(row)
-        self._pending.append((root_id, kind))
-        ident = Ident(seen.hash, kind, profile_id, False, root_id)
+        personal = kind in domain.PII_IDENTIFIER_TYPES
+        row: list[Any] = [kind, seen.hash, None if personal else seen.value, None, profile_id]
+        row += [False, self.source, utcnow()]
+        self._new_identifiers.append((row, seen.value if personal else None))
+        root = self._root(root_id)
+        self._new_identifier_roots.append((root, kind))
+        counts = self._counts.get(root)
+        if counts is not None:
+            counts[kind] = counts.get(kind, 0) + 1
+        ident = Ident(seen.hash, kind, profile_id, False, root)
         self.known[seen.hash] = ident
+        self._created.add(seen.hash)
+        self._profile_roots.setdefault(profile_id, root)
         return ident
 
     def _new_profile(self) -> str:
         pid = new_id("cus")
         now = utcnow()
-        self.session.add(
-            Profile(
-                id=pid,
-                root_id=pid,
-                status="active",
-                traits={},
-                channels_mask=0,
-                event_count=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        self._new_profiles.append((pid, pid, "active", {}, 0, 0, now, now))
         self.created_profiles.append(pid)
-        self._created_at[pid] = self.session.info.get(_FLUSHES, 0)
+        self._new.add(pid)
+        self._counts[pid] = {}
         return pid
 
     def new_profiles(self) -> set[str]:
         """Profiles created by this resolver (never stored with a data key before)."""
-        return set(self._created_at)
+        return set(self._new)
 
-    def _unflushed(self, profile_id: str) -> bool:
-        """Created by this resolver and not flushed since: nothing of it is in the database."""
-        at = self._created_at.get(profile_id)
-        return at is not None and at == self.session.info.get(_FLUSHES, 0)
+    def flush(self) -> None:
+        """Write the new profiles, identifiers and links: one multi-row insert per table."""
+        conn = self.session.connection()
+        if self._new_profiles:
+            insert_rows(conn, _profiles, _PROFILE_COLUMNS, self._new_profiles)
+            self._new_profiles = []
+        if self._new_identifiers:
+            personal = {row[4] for row, plain in self._new_identifiers if plain is not None}
+            keys = data_keys(self.session, personal, create=True, new=self._new)
+            rows = []
+            for row, plain in self._new_identifiers:
+                if plain is not None:
+                    row[3] = encrypt_text(keys[row[4]], plain)
+                rows.append(row)
+            insert_rows(conn, _identifiers, _IDENTIFIER_COLUMNS, rows)
+            self._new_identifiers = []
+            self._new_identifier_roots = []
+        if self._new_links:
+            insert_rows(conn, _links, _LINK_COLUMNS, self._new_links)
+            self._new_links = []
 
     # --- resolution -------------------------------------------------------------------
 
@@ -234,6 +384,20 @@ class Resolver:
                 continue
             target = self._link_existing(anchor, ident, target, cause, message_id)
         return anchor_ident.profile_id
+
+    def person_of(self, profile_id: str) -> str:
+        """The current person (root) of a profile the batch resolved to."""
+        return self._root(self._profile_roots.get(profile_id, profile_id))
+
+    def people_last_seen(self) -> dict[str, datetime | None]:
+        """Each current person's latest event before this batch (people merged in the batch
+        take the latest of their parts); people created in the batch have none."""
+        out: dict[str, datetime | None] = {}
+        for root, seen in self.last_seen.items():
+            person = self._root(root)
+            best = out.get(person)
+            out[person] = seen if best is None or (seen is not None and seen > best) else best
+        return out
 
     def _root(self, profile_id: str) -> str:
         """The current person of a profile (in-batch merges update ``known`` roots)."""
@@ -284,10 +448,10 @@ class Resolver:
     def _link_existing(
         self, anchor: Seen, ident: Ident, target: str, cause: str, message_id: str | None
     ) -> str:
-        pair = tuple(sorted((anchor.hash, ident.hash)))
+        pair = _pair(anchor.hash, ident.hash)
         if pair in self.checked_pairs:
             return target
-        self.checked_pairs.add((pair[0], pair[1]))
+        self.checked_pairs.add(pair)
         other_seen = Seen(ident.type, "", ident.hash)
         if self._link_exists(anchor.hash, ident.hash):
             return target  # decided before (merged, rejected or unmerged): not again
@@ -309,6 +473,7 @@ class Resolver:
                 self._check_shared(ident)
             return target
         self._record_link(anchor, other_seen, cause, message_id, "merged")
+        self.flush()  # a merge works on stored rows
         merge = merge_roots(
             self.session,
             target,
@@ -337,8 +502,16 @@ class Resolver:
         for ident in self.known.values():
             if ident is not None and self._root(ident.root_id) == survivor:
                 ident.root_id = survivor
+        a, s = self._counts.pop(absorbed, None), self._counts.get(survivor)
+        if a is not None and s is not None:
+            for kind, n in a.items():
+                s[kind] = s.get(kind, 0) + n
+        else:
+            self._counts.pop(survivor, None)  # reloaded from the stored rows when needed
+        self._unmerged = None
 
     def _check_shared(self, device: Ident) -> None:
+        self.flush()  # links of this batch count too
         a = aliased(IdentityLink)
         users = self.session.scalar(
             select(func.count())
@@ -357,14 +530,14 @@ class Resolver:
             device.shared = True
 
     def _link_exists(self, h1: str, h2: str) -> bool:
-        a, b = sorted((h1, h2))
-        if (a, b) in self._links_added:
+        pair = _pair(h1, h2)
+        if pair in self._links_added or pair in self._links_stored:
             return True
-        with self.session.no_autoflush:  # links added in this batch are known in memory
-            found = self.session.scalar(
-                select(IdentityLink.id).where(IdentityLink.a_hash == a, IdentityLink.b_hash == b)
-            )
-        return found is not None
+        if h1 in self._created or h2 in self._created:
+            return False  # an identifier created in this batch has no stored link
+        if pair not in self._links_absent:
+            self._load_links([pair])
+        return pair in self._links_stored
 
     def _record_link(
         self, first: Seen, second: Seen, cause: str, message_id: str | None, outcome: str
@@ -378,35 +551,52 @@ class Resolver:
         if (a_hash, b_hash) in self._links_added:
             return
         self._links_added.add((a_hash, b_hash))
-        self.session.add(
-            IdentityLink(
-                a_hash=a_hash,
-                a_type=a_type,
-                b_hash=b_hash,
-                b_type=b_type,
-                cause=cause,
-                source=self.source,
-                message_id=message_id,
-                outcome=outcome,
-            )
+        self._new_links.append(
+            (a_hash, a_type, b_hash, b_type, cause, self.source, message_id, outcome, utcnow())
         )
 
     def counts(self, root: str) -> dict[str, int]:
-        """Identifier counts per type of a person: stored ones plus those created in this
-        batch and not flushed yet (saves a flush per check)."""
-        if self._unflushed(root):
-            counts: dict[str, int] = {}  # no stored identifier can belong to it yet
-        else:
-            with self.session.no_autoflush:
-                counts = identifier_counts(self.session, root)
-        for pid, kind in self._pending:
-            if self._root(pid) == root:
-                counts[kind] = counts.get(kind, 0) + 1
-        return counts
+        """Identifier counts per type of a person, stored and created in this batch. Loaded
+        in one query for every person of the batch that may need them, then kept in memory."""
+        found = self._counts.get(root)
+        if found is not None:
+            return found
+        roots = {self._root(r) for r in self._candidates} | {root}
+        wanted = sorted(roots - self._counts.keys())
+        loaded: dict[str, dict[str, int]] = {r: {} for r in wanted}
+        conn = self.session.connection()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = conn.execute(_counts_statement(self.dialect), {"roots": chunk}).all()
+            for r, kind, n in rows:
+                loaded[r][kind] = int(n)
+        for r, kind in self._new_identifier_roots:  # created and not stored yet
+            current = self._root(r)
+            if current in loaded:
+                loaded[current][kind] = loaded[current].get(kind, 0) + 1
+        self._counts.update(loaded)
+        return self._counts[root]
 
     def _was_unmerged(self, root_a: str, root_b: str) -> bool:
-        with self.session.no_autoflush:  # merges write through; roots in the DB are current
-            return was_unmerged(self.session, root_a, root_b)
+        """Whether a merge between these two people was undone (loaded once per batch for
+        every person of the batch; merges write through, so stored roots are current)."""
+        if root_a in self._new or root_b in self._new:
+            return False  # a person created in this batch has no merge history
+        if self._unmerged is None or not {root_a, root_b} <= self._unmerged_for:
+            roots = sorted({self._root(r) for r in self._candidates} | {root_a, root_b})
+            found: list[tuple[str, str]] = []
+            for start in range(0, len(roots), _CHUNK):
+                chunk = roots[start : start + _CHUNK]
+                found += [
+                    (s, a)
+                    for s, a in self.session.connection().execute(
+                        _unmerged_statement(self.dialect), {"roots": chunk}
+                    )
+                ]
+            self._unmerged = found
+            self._unmerged_for = set(roots)
+        wanted = {root_a, root_b}
+        return any({self._root(s), self._root(a)} == wanted for s, a in self._unmerged)
 
 
 # --- queries shared with the service ---------------------------------------------------

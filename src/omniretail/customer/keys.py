@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import cast
 
 from cryptography.fernet import Fernet
-from sqlalchemy import delete, event, select
+from sqlalchemy import Table, delete, event, select
 from sqlalchemy.orm import Session
 
 from omniretail.core.timeutil import utcnow
+from omniretail.customer.bulk import insert_rows
 from omniretail.customer.crypto import key_ring
 from omniretail.customer.models import DataKey
 
 _SESSION_CACHE = "customer_data_keys"
+_keys_table = cast(Table, DataKey.__table__)
 
 
 def data_keys(
@@ -23,16 +27,24 @@ def data_keys(
 ) -> dict[str, Fernet]:
     """The data keys of these profiles (created when missing and ``create``). Unwrapped keys
     are cached on the session only, so they never outlive the transaction. ``new``: profiles
-    created in this transaction, which cannot have a stored key yet (no query for them)."""
+    created in this transaction, which cannot have a stored key yet (no query for them).
+    Created keys are written in one multi-row insert."""
     cache: dict[str, Fernet] = session.info.setdefault(_SESSION_CACHE, {})
     profile_ids = list(profile_ids)
-    wanted = [pid for pid in set(profile_ids) if pid not in cache]
+    wanted = [pid for pid in dict.fromkeys(profile_ids) if pid not in cache]
     ring = key_ring()
+    created: list[tuple[str, str, datetime]] = []
+    now = utcnow()
+
+    def make(pid: str) -> None:
+        key, wrapped = ring.new_data_key()
+        created.append((pid, wrapped, now))
+        cache[pid] = key
+
     if create and new:
-        for pid in [pid for pid in wanted if pid in new]:
-            key, wrapped = ring.new_data_key()
-            session.add(DataKey(profile_id=pid, wrapped=wrapped, created_at=utcnow()))
-            cache[pid] = key
+        for pid in wanted:
+            if pid in new:
+                make(pid)
         wanted = [pid for pid in wanted if pid not in cache]
     if wanted:
         rows = session.execute(
@@ -43,9 +55,11 @@ def data_keys(
         if create:
             for pid in wanted:
                 if pid not in cache:
-                    key, wrapped = ring.new_data_key()
-                    session.add(DataKey(profile_id=pid, wrapped=wrapped, created_at=utcnow()))
-                    cache[pid] = key
+                    make(pid)
+    if created:
+        insert_rows(
+            session.connection(), _keys_table, ("profile_id", "wrapped", "created_at"), created
+        )
     return {pid: cache[pid] for pid in profile_ids if pid in cache}
 
 

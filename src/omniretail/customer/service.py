@@ -840,6 +840,7 @@ def record_commerce_fact(
                     seen.append(s)
             resolver.prefetch(s.hash for s in seen)
             profile_id = resolver.resolve(seen, cause=kind[:20], message_id=message_id)
+            resolver.flush()
             _store_ref_pii(session, resolver, seen)
     if profile_id is None:
         return None

@@ -40,6 +40,11 @@ class CustomerSettings(BaseSettings):
     tracking_key_cache_s: float = Field(
         default=30.0, description="How long a process remembers a valid write key"
     )
+    tracking_session_timeout_min: float = Field(
+        default=30.0,
+        description="Without an SDK session id, a person's event starts a new session when "
+        "their previous event is more than this many minutes older",
+    )
 
     # --- identity resolution --------------------------------------------------------------
     identity_limits: dict[str, int] = Field(

@@ -15,21 +15,23 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from omniretail.core.db import Database, UTCDateTime
 from omniretail.core.errors import AppError, invalid, not_found
+from omniretail.core.events import emit
 from omniretail.core.ids import new_id
 from omniretail.core.timeutil import utcnow
 from omniretail.customer import domain
+from omniretail.customer.bulk import insert_rows, processed
 from omniretail.customer.crypto import encrypt_json, encrypt_text
 from omniretail.customer.domain import EventRejected, TrackedEvent
-from omniretail.customer.identity import Resolver, Seen
+from omniretail.customer.identity import Resolver, Seen, in_param
 from omniretail.customer.keys import data_keys
 from omniretail.customer.models import Address, CustomerEvent, Profile, Source, TrackingReject
 from omniretail.customer.settings import get_customer_settings
@@ -265,15 +267,35 @@ def validate_events(
 
 
 _events_table = cast(Table, CustomerEvent.__table__)
-
-
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(_events_table)
-    if dialect == "sqlite":
-        return sqlite.insert(_events_table)
-    raise AppError("unsupported_database", f"tracking needs SQLite or PostgreSQL, not {dialect}")
+_rejects_table = cast(Table, TrackingReject.__table__)
+_EVENT_COLUMNS = (
+    "source_id",
+    "message_id",
+    "type",
+    "event",
+    "fact",
+    "user_id",
+    "anonymous_id",
+    "profile_id",
+    "channel",
+    "order_id",
+    "amount_minor",
+    "currency",
+    "occurred_at",
+    "received_at",
+    "data",
+    "pii_enc",
+)
+_REJECT_COLUMNS = (
+    "source_id",
+    "received_at",
+    "code",
+    "message",
+    "position",
+    "message_id",
+    "event_type",
+    "size_bytes",
+)
 
 
 def _identifiers(resolver: Resolver, ev: TrackedEvent) -> list[Seen]:
@@ -311,29 +333,13 @@ def ingest(
     received_at: datetime | None = None,
 ) -> IngestResult:
     """Store validated events (append-only, deduplicated on (source, messageId)), resolve
-    identities and project the new events into profiles. Flushes; the caller commits."""
+    identities, project the new events into profiles and announce the sessions they start.
+    Set-based: a constant number of statements per batch in the common case. Flushes; the
+    caller commits."""
     received_at = received_at or utcnow()
     result = IngestResult()
-    if rejects:
-        session.add_all(
-            TrackingReject(
-                source_id=source.id,
-                received_at=received_at,
-                code=r.code,
-                message=r.message[:1000],
-                position=r.position,
-                message_id=r.message_id,
-                event_type=r.event_type,
-                size_bytes=r.size_bytes,
-            )
-            for r in rejects
-        )
-        result.rejected = list(rejects)
-    if not events:
-        session.flush()
-        return result
-
     resolver = Resolver(session, source.id, actor=f"source:{source.id}")
+    # hashing first: on SQLite the write lock is taken by the first statement
     per_event = [_identifiers(resolver, ev) for ev in events]
     hashes = [s.hash for seen in per_event for s in seen]
     for seen in per_event:
@@ -342,12 +348,38 @@ def ingest(
                 anon = resolver.seen("anonymous_id", s.value)
                 if anon is not None:
                     hashes.append(anon.hash)
+    conn = session.connection()
+    if rejects:
+        insert_rows(
+            conn,
+            _rejects_table,
+            _REJECT_COLUMNS,
+            [
+                (
+                    source.id,
+                    received_at,
+                    r.code,
+                    r.message[:1000],
+                    r.position,
+                    r.message_id,
+                    r.event_type,
+                    r.size_bytes,
+                )
+                for r in rejects
+            ],
+        )
+        result.rejected = list(rejects)
+    if not events:
+        return result
+
     resolver.prefetch(hashes)
+    resolver.preload(per_event)
     owners: list[str | None] = []
     for ev, seen in zip(events, per_event, strict=True):
         if ev.previous_id is not None:
             seen = _previous_as_anonymous(resolver, seen)
         owners.append(resolver.resolve(seen, cause=ev.type, message_id=ev.message_id))
+    resolver.flush()
 
     with_pii = {pid for ev, pid in zip(events, owners, strict=True) if ev.pii and pid}
     keys = (
@@ -359,32 +391,35 @@ def ingest(
         if ev.pii and pid:
             pii_enc = encrypt_json(keys[pid], ev.pii)
         rows.append(
-            {
-                "source_id": source.id,
-                "message_id": ev.message_id,
-                "type": ev.type,
-                "event": ev.event,
-                "fact": ev.fact,
-                "user_id": ev.user_id,
-                "anonymous_id": ev.anonymous_id,
-                "profile_id": pid,
-                "channel": source.kind,
-                "order_id": ev.order_id,
-                "amount_minor": ev.amount_minor,
-                "currency": ev.currency,
-                "occurred_at": ev.occurred_at,
-                "received_at": received_at,
-                "data": ev.data,
-                "pii_enc": pii_enc,
-            }
+            (
+                source.id,
+                ev.message_id,
+                ev.type,
+                ev.event,
+                ev.fact,
+                ev.user_id,
+                ev.anonymous_id,
+                pid,
+                source.kind,
+                ev.order_id,
+                ev.amount_minor,
+                ev.currency,
+                ev.occurred_at,
+                received_at,
+                ev.data,
+                pii_enc,
+            )
         )
-    session.flush()  # identities first, so the projection below sees them
-    stmt = (
-        _insert(session)
-        .on_conflict_do_nothing(index_elements=["source_id", "message_id"])
-        .returning(_events_table.c.message_id)
+    inserted = set(
+        insert_rows(
+            conn,
+            _events_table,
+            _EVENT_COLUMNS,
+            rows,
+            conflict=("source_id", "message_id"),
+            returning="message_id",
+        )
     )
-    inserted = set(session.connection().execute(stmt, rows).scalars().all())
     result.stored = len(inserted)
     result.duplicates = len(events) - len(inserted)
     fresh = [
@@ -393,8 +428,8 @@ def ingest(
         if ev.message_id in inserted and pid is not None
     ]
     project(session, fresh, source.kind)
+    announce_sessions(session, source, resolver, fresh)
     result.profile_ids = sorted({pid for _, pid in fresh})
-    session.flush()
     return result
 
 
@@ -427,10 +462,50 @@ PROFILE_STATS = (
         ),
     )
 )
+"""One profile's counters (``pid``, ``n`` events, channel ``bit``, ``first``/``last`` seen)."""
+
+# The same update for many profiles at once, as one executemany of driver SQL (? / %s).
+_STATS_SQL = (
+    "UPDATE customer_profiles SET event_count = event_count + CAST({p} AS INTEGER), "
+    "channels_mask = channels_mask | CAST({p} AS INTEGER), "
+    "first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > {p} THEN {p} "
+    "ELSE first_seen_at END, "
+    "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < {p} THEN {p} "
+    "ELSE last_seen_at END "
+    "WHERE id = {p}"
+)
+_STATS_COLUMNS = (
+    "event_count",
+    "channels_mask",
+    "first_seen_at",
+    "first_seen_at",
+    "last_seen_at",
+    "last_seen_at",
+    "id",
+)
+_TRAITS_SQL = (
+    "UPDATE customer_profiles SET traits = {p}, email_enc = COALESCE({p}, email_enc), "
+    "phone_enc = COALESCE({p}, phone_enc), first_name_enc = COALESCE({p}, first_name_enc), "
+    "last_name_enc = COALESCE({p}, last_name_enc), updated_at = {p} WHERE id = {p}"
+)
+_TRAITS_COLUMNS = (
+    "traits",
+    "email_enc",
+    "phone_enc",
+    "first_name_enc",
+    "last_name_enc",
+    "updated_at",
+    "id",
+)
+
+
+def _driver_sql(conn: Connection, template: str) -> str:
+    return template.format(p="%s" if conn.dialect.name == "postgresql" else "?")
 
 
 def project(session: Session, fresh: Sequence[tuple[TrackedEvent, str]], channel: str) -> None:
-    """Fold newly stored events into their profiles: counters, first/last seen, channels used,
+    """Fold newly stored events into their profiles: counters, first/last seen, channels used
+    (one executemany, profiles in id order so concurrent batches lock them in one order),
     and identify traits (personal ones encrypted under the person's data key)."""
     if not fresh:
         return
@@ -442,45 +517,166 @@ def project(session: Session, fresh: Sequence[tuple[TrackedEvent, str]], channel
             stats[pid] = [1, ev.occurred_at, ev.occurred_at]
         else:
             s[0] += 1
-            s[1] = min(s[1], ev.occurred_at)
-            s[2] = max(s[2], ev.occurred_at)
-    params = [
-        {"pid": pid, "n": s[0], "bit": bit, "first": s[1], "last": s[2]}
-        for pid, s in sorted(stats.items())
-    ]
-    session.execute(PROFILE_STATS, params)
+            if ev.occurred_at < s[1]:
+                s[1] = ev.occurred_at
+            if ev.occurred_at > s[2]:
+                s[2] = ev.occurred_at
+    conn = session.connection()
+    params = processed(
+        conn,
+        _profiles,
+        _STATS_COLUMNS,
+        [(s[0], bit, s[1], s[1], s[2], s[2], pid) for pid, s in sorted(stats.items())],
+    )
+    conn.exec_driver_sql(_driver_sql(conn, _STATS_SQL), params)
 
     identifies = [(ev, pid) for ev, pid in fresh if ev.type == "identify"]
     if identifies:
         apply_traits(session, identifies)
 
 
+@lru_cache(maxsize=4)
+def _traits_statement(dialect: str) -> Any:
+    query = select(Profile.id, Profile.traits).where(in_param(Profile.id, "pids", dialect))
+    query = query.order_by(Profile.id)
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
 def apply_traits(session: Session, identifies: Sequence[tuple[TrackedEvent, str]]) -> None:
+    """Identify traits in time order: plain traits merged into ``traits``, personal ones
+    (email, phone, names) encrypted into their columns, the ``address`` trait as the
+    profile's trait address. One executemany for all profiles."""
+    conn = session.connection()
     pids = sorted({pid for _, pid in identifies})
-    query = select(Profile).where(Profile.id.in_(pids)).order_by(Profile.id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    profiles = {p.id: p for p in session.scalars(query)}
+    query = _traits_statement(conn.dialect.name)
+    current = {pid: traits for pid, traits in conn.execute(query, {"pids": pids}).all()}
     need_keys = {pid for ev, pid in identifies if ev.pii_traits}
     keys = data_keys(session, need_keys, create=True) if need_keys else {}
     now = utcnow()
+    changes: dict[str, dict[str, Any]] = {}
     for ev, pid in sorted(identifies, key=lambda item: item[0].occurred_at):
-        profile = profiles.get(pid)
-        if profile is None:
+        if pid not in current:
             continue
+        change = changes.setdefault(pid, {})
         if ev.traits:
-            profile.traits = {**(profile.traits or {}), **ev.traits}
+            current[pid] = {**(current[pid] or {}), **ev.traits}
         if ev.pii_traits:
             key = keys[pid]
             for name, value in domain.person_fields_from_traits(ev.pii_traits).items():
                 if name in ("email", "phone"):
                     value = domain.normalise_identifier(name, value) or value
-                setattr(profile, f"{name}_enc", encrypt_text(key, value))
+                change[f"{name}_enc"] = encrypt_text(key, value)
             lowered = {k.lower(): v for k, v in ev.pii_traits.items()}
             address = domain.address_from_trait(lowered.get("address"))
             if address is not None:
                 upsert_trait_address(session, pid, address, encrypt_json(key, address))
-        profile.updated_at = now
+    rows = [
+        (
+            current[pid] or {},
+            change.get("email_enc"),
+            change.get("phone_enc"),
+            change.get("first_name_enc"),
+            change.get("last_name_enc"),
+            now,
+            pid,
+        )
+        for pid, change in sorted(changes.items())
+    ]
+    if rows:
+        params = processed(conn, _profiles, _TRAITS_COLUMNS, rows)
+        conn.exec_driver_sql(_driver_sql(conn, _TRAITS_SQL), params)
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def _sdk_session(ev: TrackedEvent) -> tuple[str | None, bool]:
+    """``context.sessionId`` (RudderStack SDKs send one) and ``context.sessionStart``."""
+    context = ev.data.get("context")
+    if not isinstance(context, dict):
+        return None, False
+    value = context.get("sessionId")
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None, False
+    return str(value)[:200], context.get("sessionStart") is True
+
+
+def session_key(source_id: str, ev: TrackedEvent, sdk_session: str | None) -> str:
+    """The id of the session an event starts: from the SDK's session id (per source and
+    device, since SDK session ids are start times and may collide across devices), else
+    from the starting event (unique per source and messageId). Deterministic, so a resent
+    batch names the same session."""
+    if sdk_session is not None:
+        material = f"sdk\x1f{source_id}\x1f{ev.anonymous_id or ev.user_id}\x1f{sdk_session}"
+    else:
+        material = f"msg\x1f{source_id}\x1f{ev.message_id}"
+    return "ses_" + hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def announce_sessions(
+    session: Session,
+    source: SourceInfo,
+    resolver: Resolver,
+    fresh: Sequence[tuple[TrackedEvent, str]],
+) -> None:
+    """Emit ``tracking.session.started`` for every session the new events start, and
+    ``tracking.order.completed`` for tracked ``Order Completed`` events (with the session
+    they belong to when it is known here), through the outbox.
+
+    A person's previous activity is their latest event before this batch (the profiles'
+    last-seen times, read by the identity prefetch: no extra query)."""
+    if not fresh:
+        return
+    timeout = timedelta(minutes=get_customer_settings().tracking_session_timeout_min)
+    before = resolver.people_last_seen()
+    per_person: dict[str, list[tuple[TrackedEvent, str | None, bool]]] = {}
+    for ev, pid in fresh:
+        sdk, flagged = _sdk_session(ev)
+        per_person.setdefault(resolver.person_of(pid), []).append((ev, sdk, flagged))
+    for person, items in per_person.items():
+        items.sort(key=lambda item: item[0].occurred_at)
+        starts = set(
+            domain.session_starts(
+                [(ev.occurred_at, sdk, flagged) for ev, sdk, flagged in items],
+                before.get(person),
+                timeout,
+            )
+        )
+        current: str | None = None
+        for i, (ev, sdk, _) in enumerate(items):
+            if i in starts:
+                current = session_key(source.id, ev, sdk)
+                emit(
+                    session,
+                    "tracking.session.started",
+                    {
+                        "session_id": current,
+                        "channel": source.kind,
+                        "started_at": ev.occurred_at.isoformat(),
+                        "customer_id": person,
+                        "source_id": source.id,
+                        "sdk_session_id": sdk,
+                    },
+                    aggregate_id=person,
+                )
+            elif sdk is not None:
+                current = session_key(source.id, ev, sdk)
+            if ev.fact == "order_completed" and ev.order_id:
+                emit(
+                    session,
+                    "tracking.order.completed",
+                    {
+                        "order_id": ev.order_id,
+                        "occurred_at": ev.occurred_at.isoformat(),
+                        "channel": source.kind,
+                        "customer_id": person,
+                        "session_id": current,
+                        "amount_minor": ev.amount_minor,
+                        "currency": ev.currency,
+                        "source_id": source.id,
+                    },
+                    aggregate_id=person,
+                )
 
 
 def upsert_trait_address(
