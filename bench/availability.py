@@ -88,17 +88,19 @@ def setup(db: Database) -> tuple[list[str], str]:
                 lines=[(sku, rnd.randint(1, 40)) for sku in skus],
                 now=now - timedelta(hours=1),
             )
-    # 2,000 cart holds, a quarter of them already past their deadline (not yet swept).
+    # 2,000 cart holds, a quarter of them already past their deadline (not yet swept); the
+    # others stay live for the whole run (an hour), whatever the time the setup takes.
     for batch in range(20):
         with db.unit_of_work() as s:
             for n in range(100):
+                expired = (batch + n) % 4 == 0
                 with contextlib.suppress(AppError):  # that SKU may have run out there
                     service.reserve(
                         s,
                         [(rnd.choice(skus), 1)],
                         locations=[rnd.choice(locations)],
-                        ttl_seconds=60,
-                        now=now - timedelta(seconds=90 if (batch + n) % 4 == 0 else 0),
+                        ttl_seconds=60 if expired else 3600,
+                        now=now - timedelta(seconds=90) if expired else now,
                     )
     return skus, web.id
 

@@ -170,3 +170,56 @@ def test_bad_coordinates_in_availability_are_422(session):
     with pytest.raises(AppError) as exc:
         service.availability(session, ["SHOE"], lat=95.0, lon=2.0)
     assert (exc.value.status, exc.value.code) == (422, "invalid_coordinates")
+
+
+def test_location_changes_reach_sourcing_and_pickup_at_once(session):
+    # Given the web channel fed by ship-from-store stores, read once (the locations are cached)
+    _wh, sfs, pickup = _network(session)
+    _web(session)
+    service.set_channel_sourcing(session, "web", rules=[{"capability": "ship_from_store"}])
+    assert service.channel_context(session, "web").location_ids == (sfs.id,)
+    # When a store starts shipping, another is closed and a new one opens
+    service.update_location(session, pickup.id, {"capabilities": ["pickup", "ship_from_store"]})
+    service.update_location(session, sfs.id, {"active": False})
+    new = make_location(
+        session,
+        "store-opera",
+        type="store",
+        capabilities=("pickup", "ship_from_store"),
+        latitude=48.8720,
+        longitude=2.3316,
+    )
+    receive(session, "SHOE", new.id, 2)
+    # Then the next reads see all of it: sourcing, availability and the pickup search
+    assert service.channel_context(session, "web").location_ids == (pickup.id, new.id)
+    result = service.availability(session, ["SHOE"], channel="web", lat=48.86, lon=2.34, now=T0)
+    assert result.items[0].locations == {pickup.id: 6, new.id: 2}
+    assert [p.location_id for p in result.pickup or []] == [new.id, pickup.id]
+    # And opening hours changed on a store apply at once too
+    service.update_location(session, new.id, {"opening_hours": {"thu": [["09:00", "20:00"]]}})
+    thursday_noon = T0  # 26 Nov 2026 12:00 UTC is a Thursday, 13:00 in Paris
+    result = service.availability(
+        session, ["SHOE"], channel="web", lat=48.86, lon=2.34, now=thursday_noon
+    )
+    assert [(p.location_id, p.open_now) for p in result.pickup or []] == [
+        (new.id, True),
+        (pickup.id, False),
+    ]
+
+
+def test_expired_holds_on_many_rows_stop_counting_at_once(session):
+    # Given SHOE at three locations, each fully held by a hold that expires at T0 + 60 s, and
+    # one live hold at the warehouse
+    wh, sfs, pickup = _network(session)
+    for loc, units in ((wh, 9), (sfs, 4), (pickup, 6)):
+        service.reserve(session, [("SHOE", units)], locations=[loc.id], ttl_seconds=60, now=T0)
+    service.reserve(session, [("SHOE", 1)], locations=[wh.id], ttl_seconds=600, now=T0)
+    before = service.availability(session, ["SHOE", "SOCK"], now=T0 + timedelta(seconds=59))
+    after = service.availability(session, ["SHOE", "SOCK"], now=T0 + timedelta(seconds=60))
+    # Then nothing is available before the deadline and all but the live hold after it
+    assert [(i.sku, i.available, i.locations) for i in before.items] == [
+        ("SHOE", 0, {}),
+        ("SOCK", 0, {}),
+    ]
+    assert after.items[0].locations == {wh.id: 9, sfs.id: 4, pickup.id: 6}
+    assert after.items[0].available == 19

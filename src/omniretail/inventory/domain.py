@@ -229,12 +229,28 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def is_open(hours: Mapping[str, list[list[str]]], timezone: str, at: datetime) -> bool:
-    """Whether a location with these opening hours is open at the aware instant ``at``."""
+OpeningMinutes = tuple[tuple[tuple[int, int], ...], ...]
+"""Opening hours as minutes since local midnight: one tuple of (opens, closes) per weekday,
+Monday first (parsed once, checked many times)."""
+
+
+def opening_minutes(hours: Mapping[str, Sequence[Sequence[str]]]) -> OpeningMinutes:
+    return tuple(
+        tuple((_minutes(opens), _minutes(closes)) for opens, closes in hours.get(day, []))
+        for day in WEEKDAYS
+    )
+
+
+def is_open_at(minutes: OpeningMinutes, timezone: str, at: datetime) -> bool:
+    """Whether a location with these opening minutes is open at the aware instant ``at``."""
     local = at.astimezone(ZoneInfo(timezone))
     minute = local.hour * 60 + local.minute
-    day = WEEKDAYS[local.weekday()]
-    return any(_minutes(opens) <= minute < _minutes(closes) for opens, closes in hours.get(day, []))
+    return any(opens <= minute < closes for opens, closes in minutes[local.weekday()])
+
+
+def is_open(hours: Mapping[str, list[list[str]]], timezone: str, at: datetime) -> bool:
+    """Whether a location with these opening hours is open at the aware instant ``at``."""
+    return is_open_at(opening_minutes(hours), timezone, at)
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     String,
     Table,
@@ -37,13 +38,12 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
 )
-from sqlalchemy import (
-    cast as cast_,
-)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -59,11 +59,11 @@ from omniretail.inventory.domain import (
     MAX_AVAILABILITY_SKUS,
     MAX_TTL_SECONDS,
     MOVEMENT_REASONS,
-    Capability,
     Floor,
     InventoryRuleError,
     LineStatus,
     LocationFacts,
+    OpeningMinutes,
     PurchaseOrderStatus,
     Reason,
     ReservationStatus,
@@ -78,7 +78,8 @@ from omniretail.inventory.domain import (
     check_quantity,
     check_timezone,
     distance_km,
-    is_open,
+    is_open_at,
+    opening_minutes,
     plan_split,
     sourcing_locations,
     stock_level_events,
@@ -315,29 +316,108 @@ def _require_locations(session: Session, ids: Iterable[str], active: bool = True
     return wanted
 
 
-_CAPABILITY_MARKERS = tuple((c.value, f'"{c.value}"') for c in Capability)
+# --- location metadata, cached per database and checked on every use -----------------------
 
 
-def _active_location_facts(session: Session) -> tuple[list[LocationFacts], int]:
-    """Id, code, type and capabilities of every active location, and the number of all
-    locations (active or not). Capabilities are read as JSON text and matched against the
-    known names (cheaper than decoding 200 JSON arrays on every availability call)."""
-    rows = session.execute(
-        select(
-            Location.id,
-            Location.code,
-            Location.type,
-            cast_(Location.capabilities, String),
-            Location.active,
+@dataclass(frozen=True)
+class _LocationMeta:
+    """What availability and sourcing read of a location, decoded once per change."""
+
+    id: str
+    code: str
+    name: str
+    type: str
+    latitude: float | None
+    longitude: float | None
+    timezone: str
+    capabilities: tuple[str, ...]
+    opening: OpeningMinutes
+    active: bool
+
+
+@dataclass
+class _LocationSnapshot:
+    """Every location as of one fingerprint of the ``locations`` table, and the sourcing
+    lists computed from it (memoized per rule list)."""
+
+    fingerprint: tuple[Any, ...]
+    rows: tuple[_LocationMeta, ...]
+    facts: list[LocationFacts]  # active locations
+    sourcing: dict[tuple[SourcingRule, ...], tuple[str, ...]] = field(default_factory=dict)
+
+    def feeding(self, rules: Sequence[SourcingRule]) -> tuple[str, ...]:
+        key = tuple(rules)
+        ids = self.sourcing.get(key)
+        if ids is None:
+            ids = tuple(sourcing_locations(key, self.facts))
+            if len(self.sourcing) < 256:  # a handful of channels; bounded all the same
+                self.sourcing[key] = ids
+        return ids
+
+
+# The fingerprint changes whenever a location is added, removed or changed: the row count,
+# the newest ``updated_at`` (bumped by every ORM update, which is how locations change) and a
+# sum over all rows that moves with any single change (PostgreSQL: the rows' ``xmin``, new on
+# every update whatever the clock says and whatever the commit order; SQLite, whose writers
+# are serialized: the sum of the timestamps).
+_FINGERPRINTS = {
+    "postgresql": text(
+        "SELECT count(*), max(updated_at), sum(CAST(CAST(xmin AS text) AS bigint)) FROM locations"
+    ),
+    "sqlite": text("SELECT count(*), max(updated_at), total(julianday(updated_at)) FROM locations"),
+}
+_LOCATION_ROWS = select(
+    Location.id,
+    Location.code,
+    Location.name,
+    Location.type,
+    Location.latitude,
+    Location.longitude,
+    Location.timezone,
+    Location.capabilities,
+    Location.opening_hours,
+    Location.active,
+).order_by(Location.code)
+_SNAPSHOTS: dict[str, _LocationSnapshot] = {}
+
+
+def _dialect_name(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _locations(session: Session) -> _LocationSnapshot:
+    """The locations as this transaction sees them: one cheap fingerprint query, and the full
+    read only when the fingerprint differs from the cached snapshot's (a location was added or
+    changed, in this process or any other). The cache holds nothing a reader could not have
+    read itself: a snapshot is only ever used under its own fingerprint."""
+    bind = session.get_bind()
+    key = bind.engine.url.render_as_string(hide_password=True)
+    fingerprint = tuple(session.execute(_FINGERPRINTS[bind.dialect.name]).one())
+    cached = _SNAPSHOTS.get(key)
+    if cached is not None and cached.fingerprint == fingerprint:
+        return cached
+    rows = tuple(
+        _LocationMeta(
+            r.id,
+            r.code,
+            r.name,
+            r.type,
+            r.latitude,
+            r.longitude,
+            r.timezone,
+            tuple(r.capabilities or ()),
+            opening_minutes(r.opening_hours or {}),
+            bool(r.active),
         )
-    ).all()
-    return [
-        LocationFacts(
-            i, c, t, tuple(name for name, marker in _CAPABILITY_MARKERS if marker in (raw or ""))
-        )
-        for i, c, t, raw, active in rows
-        if active
-    ], len(rows)
+        for r in session.execute(_LOCATION_ROWS)
+    )
+    snapshot = _LocationSnapshot(
+        fingerprint,
+        rows,
+        [LocationFacts(r.id, r.code, r.type, r.capabilities) for r in rows if r.active],
+    )
+    _SNAPSHOTS[key] = snapshot
+    return snapshot
 
 
 # --- channels: sourcing rules, buffer, reservation TTL --------------------------------------
@@ -446,26 +526,36 @@ def _rules(session: Session, channel_id: str) -> list[SourcingRule]:
     return [SourcingRule(a, b, c) for a, b, c in rows]
 
 
+_SETTINGS = select(
+    ChannelInventorySettings.buffer, ChannelInventorySettings.reservation_ttl_seconds
+).where(ChannelInventorySettings.channel_id == bindparam("channel_id"))
+
+
 def channel_context(session: Session, channel_ref: str | None) -> ChannelContext:
     """Which locations feed a channel, its buffer and its hold TTL. Without a channel: every
-    active location, no buffer, the default TTL."""
-    facts, n_locations = _active_location_facts(session)
+    active location, no buffer, the default TTL. The channel, its settings and its rules are
+    read on every call; the locations come from the checked cache (:func:`_locations`)."""
+    return _channel_context(session, channel_ref, _locations(session))
+
+
+def _channel_context(
+    session: Session, channel_ref: str | None, snapshot: _LocationSnapshot
+) -> ChannelContext:
+    n_locations = len(snapshot.rows)
     if channel_ref is None:
-        ids = sourcing_locations([], facts)
-        return ChannelContext(
-            None, None, 0, DEFAULT_CART_TTL_SECONDS, tuple(ids), len(ids) == n_locations
-        )
+        ids = snapshot.feeding(())
+        return ChannelContext(None, None, 0, DEFAULT_CART_TTL_SECONDS, ids, len(ids) == n_locations)
     channel = catalog.get_channel(session, channel_ref)
     if not channel.active:
         raise conflict("channel_inactive", f"channel {channel.code!r} is not active")
-    settings = session.get(ChannelInventorySettings, channel.id)
-    ids = sourcing_locations(_rules(session, channel.id), facts)
+    settings = session.execute(_SETTINGS, {"channel_id": channel.id}).first()
+    ids = snapshot.feeding(_rules(session, channel.id))
     return ChannelContext(
         channel.id,
         channel.code,
         settings.buffer if settings else 0,
         settings.reservation_ttl_seconds if settings else DEFAULT_CART_TTL_SECONDS,
-        tuple(ids),
+        ids,
         len(set(ids)) == n_locations,
     )
 
@@ -1937,34 +2027,32 @@ def availability(
         radius_km = 25.0 if radius_km is None else radius_km
         if not 0 < radius_km <= 1000:
             raise invalid("invalid_radius", "radius_km must be in (0, 1000]", radius_km=radius_km)
-    ctx = channel_context(session, channel)
-    pickups: list[tuple[Any, float]] = []
+    locations = _locations(session)
+    ctx = _channel_context(session, channel, locations)
+    pickups: list[tuple[_LocationMeta, float]] = []
     if near:
         assert lat is not None and lon is not None and radius_km is not None
         min_lat, max_lat, min_lon, max_lon = bounding_box(lat, lon, radius_km)
-        box = select(
-            Location.id,
-            Location.code,
-            Location.name,
-            Location.type,
-            Location.latitude,
-            Location.longitude,
-            Location.timezone,
-            Location.opening_hours,
-            Location.capabilities,
-        ).where(Location.active.is_(True), Location.latitude.between(min_lat, max_lat))
-        if min_lon >= -180 and max_lon <= 180:  # the box does not wrap around the antimeridian
-            box = box.where(Location.longitude.between(min_lon, max_lon))
-        candidates = session.execute(box).all()
-        for loc in candidates:
-            if "pickup" not in (loc.capabilities or []):
+        wraps = min_lon < -180 or max_lon > 180  # the box wraps around the antimeridian
+        for loc in locations.rows:
+            if (
+                not loc.active
+                or "pickup" not in loc.capabilities
+                or loc.latitude is None
+                or loc.longitude is None
+                or not min_lat <= loc.latitude <= max_lat
+                or not (wraps or min_lon <= loc.longitude <= max_lon)
+            ):
                 continue
             d = distance_km(lat, lon, loc.latitude, loc.longitude)
             if d <= radius_km:
                 pickups.append((loc, d))
         pickups.sort(key=lambda item: (item[1], item[0].code))
     buffer = ctx.buffer
-    with_expired = session.execute(_ANY_EXPIRED, {"now": at}).first() is not None
+    postgres = _dialect_name(session) == "postgresql"
+    # PostgreSQL: one indexed probe decides whether the expired-holds correction is needed.
+    # SQLite corrects in the same statement, from the (few) expired hold lines.
+    with_expired = not postgres or session.execute(_ANY_EXPIRED, {"now": at}).first() is not None
     per_sku: dict[str, dict[str, int]] = {}
     if ctx.location_ids:
         per_sku = _positive_atp(
@@ -1997,7 +2085,7 @@ def availability(
                 name=loc.name,
                 type=loc.type,
                 distance_km=round(d, 3),
-                open_now=is_open(loc.opening_hours or {}, loc.timezone, at),
+                open_now=is_open_at(loc.opening, loc.timezone, at),
                 available={sku: per_loc.get(loc.id, {}).get(sku, 0) for sku in wanted},
             )
             for loc, d in pickups
@@ -2005,26 +2093,43 @@ def availability(
     return Availability(ctx.channel_code, buffer, items, pickup_out)
 
 
+def _member(column: Any, name: str, postgres: bool) -> Any:
+    """``column`` is one of the list parameter ``name``: an array on PostgreSQL, a JSON array
+    on SQLite (``json_each``), so that a list of 100 or 200 values is one bound parameter and
+    the statement's text does not depend on its length."""
+    if postgres:
+        return column == func.any(bindparam(name, type_=ARRAY(String)))
+    values = func.json_each(bindparam(name, type_=JSON)).table_valued("value")
+    return column.in_(select(values.c.value))
+
+
 def _atp_query(by: str, postgres: bool, with_expired: bool, every_location: bool = False) -> Any:
     """Positive ATP after the buffer, aggregated in the database into one JSON object per SKU
-    ({location: units}) or per location ({sku: units}): no per-row work in Python. The
-    expired-holds correction is added only when such holds exist (rare between sweeps), and
-    on SQLite only for rows with holds (an indexed probe of their expired hold lines).
-    ``every_location``: the locations feeding the channel are all the locations, so the
-    SKUs' rows need no location filter."""
+    ({location: units}) or per location ({sku: units}): no per-row work in Python.
+
+    Expired holds that the sweeper has not cleaned up yet still count in ``held``:
+    PostgreSQL subtracts them through a join (only when such holds exist). SQLite, per SKU,
+    appends in the same statement (one snapshot) one more JSON object per SKU with the
+    corrected ATP of just the rows that have expired holds, found from the (few) expired
+    lines through their partial index, and :func:`_positive_atp` lets those override the main
+    figures; per location (a handful of pickup locations), each held row probes its own
+    expired lines. ``every_location``: the locations feeding the channel are all the
+    locations, so the SKUs' rows need no location filter."""
     held: Any = S.held
     source: Any = STOCK
     if with_expired and postgres:
         expired = _expired_holds()
         held = S.held - func.coalesce(expired.c.units, 0)
         source = STOCK.outerjoin(expired, expired.c.stock_id == S.id)
-    elif with_expired:
+    elif with_expired and by == "location":
+        # A few locations (a pickup search): probing each held row's expired lines is cheaper
+        # than visiting every expired line.
         lines = LINES.alias("expired_lines")
         units = (
             select(func.coalesce(func.sum(lines.c.quantity), 0))
             .where(
                 lines.c.stock_id == S.id,
-                lines.c.status == LineStatus.HELD.value,
+                lines.c.status == literal_column("'held'"),
                 lines.c.expires_at <= bindparam("now"),
             )
             .scalar_subquery()
@@ -2034,15 +2139,42 @@ def _atp_query(by: str, postgres: bool, with_expired: bool, every_location: bool
     # SQLite, many locations: walk each SKU's index range and filter the locations instead of
     # one index probe per (SKU, location) pair (``|| ''`` keeps the planner off the column).
     location = S.location_id if postgres or by != "sku" else S.location_id.op("||")(literal(""))
-    where = [S.sku.in_(bindparam("skus", expanding=True))]
+    where = [_member(S.sku, "skus", postgres)]
     if not (every_location and by == "sku" and not postgres):
-        where.append(location.in_(bindparam("locs", expanding=True)))
+        where.append(_member(location, "locs", postgres))
     inner = select(S.sku, S.location_id, value).select_from(source).where(*where).subquery("atp")
     group, key = (
         (inner.c.sku, inner.c.location_id) if by == "sku" else (inner.c.location_id, inner.c.sku)
     )
     agg = func.json_object_agg if postgres else func.json_group_object
-    return select(group, agg(key, inner.c.v)).where(inner.c.v > 0).group_by(group)
+    main = select(literal(0).label("fix"), group.label("k"), agg(key, inner.c.v).label("o"))
+    main = main.where(inner.c.v > 0).group_by(group)
+    if postgres or not with_expired or by == "location":
+        return main
+    # Only the expired lines, from the partial index on the deadline of held lines, however
+    # many live holds there are: 'held' as a literal so that the index qualifies, and the
+    # grouping on ``stock_id + 0`` so that the planner does not walk every held line in the
+    # other index's stock order instead.
+    stock_id = (L.stock_id + 0).label("stock_id")
+    expired = (
+        select(stock_id, func.sum(L.quantity).label("units"))
+        .where(L.status == literal_column("'held'"), L.expires_at <= bindparam("now"))
+        .group_by(stock_id)
+        .subquery("expired")
+    )
+    fixed = (
+        S.on_hand - S.allocated - (S.held - expired.c.units) - S.safety_stock - bindparam("buffer")
+    )
+    fix_where = [_member(S.sku, "skus", postgres)]
+    if not every_location:
+        fix_where.append(_member(S.location_id, "locs", postgres))
+    fixes = (
+        select(literal(1), S.sku, func.json_group_object(S.location_id, fixed))
+        .select_from(expired.join(STOCK, S.id == expired.c.stock_id))
+        .where(*fix_where)
+        .group_by(S.sku)
+    )
+    return main.union_all(fixes)
 
 
 _ATP_QUERIES = {
@@ -2067,14 +2199,29 @@ def _positive_atp(
     with_expired: bool,
     every_location: bool = False,
 ) -> dict[str, dict[str, int]]:
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = _dialect_name(session) == "postgresql"
     every = every_location and by == "sku" and not postgres
     params: dict[str, Any] = {"skus": skus, "buffer": buffer, "now": now}
     if not every:
         params["locs"] = location_ids
     rows = session.execute(_ATP_QUERIES[(by, postgres, with_expired, every)], params).all()
-    loads = json.loads
-    return {k: v if isinstance(v, dict) else loads(v) for k, v in rows}
+    if postgres:  # psycopg decodes JSON itself
+        return {k: v for fix, k, v in rows if not fix}
+    # One decode of all the objects (the JSON decoder shares the repeated keys).
+    main = [(k, v) for fix, k, v in rows if not fix]
+    decoded = json.loads("[" + ",".join(v for _, v in main) + "]")
+    out = {k: obj for (k, _), obj in zip(main, decoded, strict=True)}
+    for fix, k, v in rows:
+        if fix:  # the rows with expired holds: their corrected figure replaces the main one
+            target = out.setdefault(k, {})
+            for inner_key, units in json.loads(v).items():
+                if units > 0:
+                    target[inner_key] = units
+                else:
+                    target.pop(inner_key, None)
+            if not target:
+                del out[k]
+    return out
 
 
 # --- transfers ------------------------------------------------------------------------------
