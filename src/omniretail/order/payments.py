@@ -689,8 +689,6 @@ def refund(
         ],
         "occurred_at": now.isoformat(),
     }
-    emit(session, "refund.issued", payload, aggregate_id=order.id)
-    # The customer timeline listens to ``order.refunded`` for the same fact.
     emit(session, "order.refunded", payload, aggregate_id=order.id)
     return RefundResult(amount, refunds, gift_code)
 
