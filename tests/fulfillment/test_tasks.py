@@ -520,3 +520,38 @@ def test_re_sourcing_uses_the_sourcing_engine_when_locations_have_coordinates(
     ).json()
     assert [d["packages"][0]["location_id"] for d in decisions] == [shop.wh]
     assert stock(session, "MUG", north.id)["allocated"] == 0
+
+
+def test_a_curbside_customer_arriving_puts_their_task_first_with_the_bay(client, session, shop):
+    # Given two curbside orders at Soho, the second placed later (due later)
+    curbside = {
+        "delivery": [
+            {
+                "method": "curbside",
+                "location_id": shop.store,
+                "vehicle": {"plate": "AB12 CDE", "color": "blue"},
+            }
+        ]
+    }
+    first = _place(client, session, shop, [("MUG", 1)], curbside)
+    second = _place(client, session, shop, [("TEE-M", 1)], curbside)
+    queue = client.get(
+        "/api/v1/fulfillment/tasks", params={"location": shop.store}, headers=shop.associate
+    ).json()
+    assert [t["order_id"] for t in queue] == [first["id"], second["id"]]
+
+    # When the second customer checks in at bay 3
+    arrived = client.post(
+        f"/api/v1/orders/{second['id']}/check-in",
+        json={"bay": "3"},
+        headers={**shop.web_key, "X-Order-Token": second["order_token"]},
+    )
+    assert arrived.status_code == 200, arrived.text
+    dispatch_pending(session)
+
+    # Then their task comes first and says where they wait
+    queue = client.get(
+        "/api/v1/fulfillment/tasks", params={"location": shop.store}, headers=shop.associate
+    ).json()
+    assert [t["order_id"] for t in queue] == [second["id"], first["id"]]
+    assert queue[0]["history"][-1]["note"] == "customer arrived (bay 3, AB12 CDE blue)"

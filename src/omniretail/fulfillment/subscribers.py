@@ -3,6 +3,7 @@
 * ``order.placed`` (status ``allocated``) and ``order.status_changed`` to ``allocated`` (an
   order released from a fraud review): create the order's fulfilment tasks.
 * ``order.cancelled``: cancel its open tasks (the order context gave the stock back).
+* ``order.customer_arrived`` (curbside check-in): the pickup task is due now, with the bay.
 
 Both are idempotent: tasks are created once per order, and cancelling finds nothing open the
 second time.
@@ -43,7 +44,21 @@ def on_order_cancelled(session: Session, event: OutboxEvent) -> None:
         tasks.cancel_order_tasks(session, order_id)
 
 
+def on_customer_arrived(session: Session, event: OutboxEvent) -> None:
+    payload: dict[str, Any] = dict(event.payload or {})
+    order_id, location_id = _order_id(event), payload.get("location_id")
+    if order_id and location_id:
+        tasks.customer_arrived(
+            session,
+            order_id,
+            str(location_id),
+            bay=payload.get("bay"),
+            vehicle=payload.get("vehicle"),
+        )
+
+
 def register() -> None:
     events.subscribe("order.placed")(on_order_placed)
     events.subscribe("order.status_changed")(on_status_changed)
     events.subscribe("order.cancelled")(on_order_cancelled)
+    events.subscribe("order.customer_arrived")(on_customer_arrived)

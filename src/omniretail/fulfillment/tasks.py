@@ -881,6 +881,44 @@ def hand_over(
     return _view(session, task, at)
 
 
+def customer_arrived(
+    session: Session,
+    order_id: str,
+    location_id: str,
+    *,
+    bay: str | None = None,
+    vehicle: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Curbside "I'm here": the order's open pickup work at that location jumps to the top of
+    the queue (due now) and records where the customer waits. Returns the tasks touched."""
+    at = now or utcnow()
+    rows = session.scalars(
+        select(FulfillmentTask).where(
+            FulfillmentTask.order_id == order_id,
+            FulfillmentTask.location_id == location_id,
+            FulfillmentTask.kind.in_(("pickup", "collect")),
+            FulfillmentTask.state.not_in(FINAL),
+        )
+    ).all()
+    where = ", ".join(
+        x
+        for x in (
+            f"bay {bay}" if bay else "",
+            " ".join(str(v) for v in (vehicle or {}).values() if v),
+        )
+        if x
+    )
+    for task in rows:
+        if as_utc(task.due_at) > at:
+            task.due_at = at
+        task.version += 1
+        task.updated_at = at
+        _log(task, task.state, at, None, "customer arrived" + (f" ({where})" if where else ""))
+    session.flush()
+    return [t.id for t in rows]
+
+
 def cancel_order_tasks(
     session: Session, order_id: str, *, reason: str = "order cancelled", now: datetime | None = None
 ) -> int:
