@@ -440,3 +440,24 @@ def test_a_storefront_sees_a_customers_history_only_with_their_cart_token(client
     refused = client.get(url, headers={**shop.web_key, "X-Cart-Token": stranger_token})
     assert (allowed.status_code, allowed.json()["items"]) == (200, [])
     assert refused.status_code == 404
+
+
+def test_gift_card_balance_lookups_are_rate_limited_per_caller(client, shop, session):
+    # Given a gift card and a storefront that has looked up codes ten times this minute
+    code = gift_card(session, 2500, code="GC-RATE-0001")
+    for _ in range(10):
+        ok = client.post("/api/v1/gift-cards/balance", json={"code": code}, headers=shop.web_key)
+        assert ok.status_code == 200, ok.text
+
+    # When it tries an eleventh code
+    response = client.post(
+        "/api/v1/gift-cards/balance", json={"code": "GC-GUESS-0002"}, headers=shop.web_key
+    )
+
+    # Then it is told to wait, and another caller is not affected
+    assert response.status_code == 429
+    body = response.json()["error"]
+    assert (body["code"], body["details"]["limit"]) == ("rate_limited", "10/minute")
+    assert int(response.headers["Retry-After"]) == body["details"]["retry_after"] >= 1
+    other = client.post("/api/v1/gift-cards/balance", json={"code": code}, headers=shop.app_key)
+    assert (other.status_code, other.json()["balance"]) == (200, 2500)

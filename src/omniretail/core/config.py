@@ -27,6 +27,14 @@ class Settings(BaseSettings):
         default=None, description="When set, background jobs use Redis instead of SQLite storage"
     )
     jobs_sqlite_path: str = "./omniretail-jobs.db"
+    rate_limit_storage: str | None = Field(
+        default=None,
+        description="Where rate-limit counters live (memory:// per process by default; "
+        "redis://... to share them between processes; defaults to redis_url when that is set)",
+    )
+    gift_card_lookup_rate: str = Field(
+        default="10/minute", description="Gift-card balance lookups per caller and client address"
+    )
     token_ttl_hours: int = 12
     idempotency_ttl_hours: int = 24
     default_page_size: int = 50

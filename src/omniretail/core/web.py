@@ -225,7 +225,10 @@ Idempotent = Depends(idempotency)
 
 
 def error_response(error: AppError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=error.status)
+    headers = None
+    if error.status == 429 and "retry_after" in error.details:
+        headers = {"Retry-After": str(error.details["retry_after"])}
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
 
 
 def install_error_handlers(app: Any) -> None:

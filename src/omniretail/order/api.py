@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from omniretail.catalog import service as catalog
+from omniretail.core import ratelimit
 from omniretail.core.auth import Principal, Role
+from omniretail.core.config import get_settings
 from omniretail.core.errors import not_found
 from omniretail.core.timeutil import as_utc
 from omniretail.core.web import (
@@ -747,8 +749,19 @@ def issue_gift_card(
     )
 
 
-@router.post("/gift-cards/balance", tags=ORDERS, summary="A gift card's balance (by code)")
-def gift_card_balance(body: GiftCardCodeIn, session: SessionDep, _: Shopper) -> GiftCardOut:
+@router.post(
+    "/gift-cards/balance",
+    tags=ORDERS,
+    summary="A gift card's balance (by code)",
+    description="Rate limited per caller and client address (OMNI_GIFT_CARD_LOOKUP_RATE, "
+    "default 10/minute): beyond it 429 `rate_limited` with Retry-After.",
+)
+def gift_card_balance(
+    body: GiftCardCodeIn, session: SessionDep, principal: Shopper, request: Request
+) -> GiftCardOut:
+    address = request.client.host if request.client else "unknown"
+    rate = get_settings().gift_card_lookup_rate
+    ratelimit.check("gift_card_balance", rate, principal.id, address)
     account = pay.gift_card_by_code(session, body.code)
     return GiftCardOut(
         id=account.id,
