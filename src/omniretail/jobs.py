@@ -8,9 +8,11 @@ cleanup of expired reservation holds every minute).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
+from sqlalchemy.orm import Session
 
 from omniretail.analytics import subscribers as analytics_subscribers
 from omniretail.core.config import get_settings
@@ -72,23 +74,42 @@ def dispatch_outbox_periodic() -> int:
     return run_dispatch()
 
 
+def _in_batches(step: Callable[[Session, int], int], batch: int) -> int:
+    """Run ``step(session, batch)`` in one transaction each until a batch comes back short."""
+    total = 0
+    while True:
+        with get_database().unit_of_work() as session:
+            count = step(session, batch)
+        total += count
+        if count < batch:
+            return total
+
+
 def run_expire_reservations(batch: int = 1000) -> int:
     """Clean up expired reservation holds in batches (one transaction each)."""
     from omniretail.inventory.service import expire_reservations
 
-    total = 0
-    while True:
-        with get_database().unit_of_work() as session:
-            count = expire_reservations(session, limit=batch)
-        total += count
-        if count < batch:
-            return total
+    return _in_batches(lambda s, n: expire_reservations(s, limit=n), batch)
 
 
 @huey.periodic_task(crontab(minute="*"))
 def expire_reservations_periodic() -> int:
     """Expired holds stop counting at their deadline; this only tidies the rows up."""
     return run_expire_reservations()
+
+
+def run_sweep_carts(older_than_days: int = 30, batch: int = 500) -> int:
+    """Delete abandoned guest carts in batches (one transaction each)."""
+    from omniretail.order.service import sweep_abandoned_carts
+
+    return _in_batches(
+        lambda s, n: sweep_abandoned_carts(s, older_than_days=older_than_days, limit=n), batch
+    )
+
+
+@huey.periodic_task(crontab(minute="17", hour="3"))
+def sweep_carts_periodic() -> int:
+    return run_sweep_carts()
 
 
 def run_fulfillment_timers() -> dict[str, int]:

@@ -151,6 +151,26 @@ def gift_card(
         _fail(e)
 
 
+@app.command("sweep-carts")
+def sweep_carts(
+    older_than_days: Annotated[
+        int, typer.Option(min=1, help="Delete guest carts untouched for this many days")
+    ] = 30,
+) -> None:
+    """Delete abandoned guest carts (holds released); customers' carts persist."""
+    total = 0
+    try:
+        while True:
+            with get_database().unit_of_work() as session:
+                count = service.sweep_abandoned_carts(session, older_than_days=older_than_days)
+            total += count
+            if count < 500:
+                break
+    except AppError as e:
+        _fail(e)
+    console.print(f"{total} carts deleted")
+
+
 # --- pos ------------------------------------------------------------------------------------
 
 

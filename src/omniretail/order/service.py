@@ -1983,3 +1983,43 @@ def settle_unavailable(
     )
     session.flush()
     return amount
+
+
+# --- housekeeping -----------------------------------------------------------------------------
+
+
+def sweep_abandoned_carts(
+    session: Session, *, older_than_days: int = 30, limit: int = 500, now: datetime | None = None
+) -> int:
+    """Delete guest carts (and merged ones) untouched for ``older_than_days``: their stock
+    holds are released first and their tokens go with them. Customers' carts persist (the
+    cart follows the customer across channels) and ordered carts stay with their orders.
+    Returns how many carts were deleted; run it until it returns less than ``limit``."""
+    if older_than_days < 1:
+        raise invalid("invalid_age", "older_than_days must be at least 1", value=older_than_days)
+    at = _now(now)
+    cutoff = at - timedelta(days=older_than_days)
+    carts = list(
+        session.scalars(
+            select(Cart)
+            .where(
+                Cart.updated_at < cutoff,
+                or_(
+                    Cart.status == "merged",
+                    and_(Cart.status == "active", Cart.customer_id.is_(None)),
+                ),
+            )
+            .order_by(Cart.updated_at)
+            .limit(limit)
+        )
+    )
+    for cart in carts:
+        for hold in cart.holds or []:
+            if hold.get("reservation_id"):
+                _release(session, hold["reservation_id"], at)
+    ids = [c.id for c in carts]
+    if ids:
+        session.execute(delete(CartToken).where(CartToken.cart_id.in_(ids)))
+        session.execute(delete(Cart).where(Cart.id.in_(ids)))
+    session.flush()
+    return len(ids)
