@@ -78,6 +78,23 @@ def test_promotion_on_an_unknown_category_writes_nothing(client, admin, session)
     assert count(session, Promotion) == 0
 
 
+def test_promotion_on_an_unknown_product_writes_nothing(client, admin, session):
+    # Given a shop without product "prd_nope"
+    given_shop(session)
+    session.commit()
+    # When a promotion targets it
+    response = client.post(
+        "/api/v1/promotions",
+        json={"name": "x", "kind": "percent_off", "percent": 10, "product_ids": ["prd_nope"]},
+        headers=admin,
+    )
+    # Then it is a 404 naming the id, and no promotion exists
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["code"], error["details"]) == ("product_not_found", {"product_ids": ["prd_nope"]})
+    assert count(session, Promotion) == 0
+
+
 def test_invalid_percent_is_422(client, admin, session):
     response = client.post(
         "/api/v1/promotions",

@@ -867,6 +867,24 @@ def require_variants(session: Session, skus: Iterable[str]) -> dict[str, Variant
     return facts
 
 
+def require_products(session: Session, product_ids: Iterable[str]) -> list[str]:
+    """*Public interface.* The ids, all of existing products (one query); unknown ids are a
+    404 ``product_not_found`` listing them."""
+    wanted = list(dict.fromkeys(product_ids))
+    found = (
+        set(session.scalars(select(Product.id).where(Product.id.in_(wanted)))) if wanted else set()
+    )
+    missing = [p for p in wanted if p not in found]
+    if missing:
+        raise AppError(
+            "product_not_found",
+            f"unknown product: {', '.join(missing)}",
+            404,
+            {"product_ids": missing},
+        )
+    return wanted
+
+
 def category_ids_by_code(session: Session, codes: Iterable[str]) -> dict[str, str]:
     """*Public interface.* category code -> id; unknown codes are a 404."""
     return {code: c.id for code, c in categories_by_code(session, codes).items()}

@@ -617,6 +617,8 @@ def _check_spec(session: Session, spec: PromotionSpec) -> dict[str, Any]:
     bad_products = [p for p in product_ids if not p or len(p) > 40]
     if bad_products:
         raise invalid("invalid_product_id", "product ids are 1-40 characters", ids=bad_products)
+    if product_ids:
+        catalog.require_products(session, product_ids)
     codes = sorted(set(spec.category_codes))
     category_ids = catalog.category_ids_by_code(session, codes) if codes else {}
     channel_ids: list[str] = []
