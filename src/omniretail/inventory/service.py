@@ -1262,6 +1262,12 @@ def _reserve_once(
             if split is SplitStrategy.ANY
             else (candidates[0])
         )
+        if split is SplitStrategy.ANY and len(items) == 1 and len(candidates) > 1:
+            ((sku, q),) = items.items()
+            where = _hold_any_in_one_statement(session, sku, q, first, candidates, header)
+            if where is None:
+                raise _Retry()
+            return _view(reservation_id, ctx, reference, kind, now, expires_at, [(sku, where, q)])
         guess = [(sku, first, q) for sku, q in items.items()]
         if not _hold_in_one_statement(session, guess, candidates, header):
             raise _Retry()
@@ -1416,6 +1422,73 @@ _HOLD_ONE_PG = text(
     SELECT count(*) FROM upd
     """
 )
+
+
+# One line, "any of these" locations: take a random candidate row that nobody holds locked and
+# that can fill the line (SKIP LOCKED), so that concurrent holds of a hot SKU go to different
+# rows instead of queueing on one; only when every such row is locked does it wait, on the
+# random candidate ``:loc``. The UPDATE re-checks the floor on the row it locked, as always.
+_HOLD_ANY_PG = text(
+    """
+    WITH pick AS (
+        SELECT s.id FROM stock_levels AS s
+        WHERE s.sku = :sku AND s.location_id = ANY(CAST(:candidates AS varchar[]))
+          AND s.on_hand - s.allocated - s.held - s.safety_stock >= :qty + :buffer
+        ORDER BY random() LIMIT 1
+        FOR NO KEY UPDATE SKIP LOCKED
+    ),
+    upd AS (
+        UPDATE stock_levels AS s SET held = s.held + :qty, updated_at = :now
+        WHERE s.id = coalesce((SELECT id FROM pick),
+                              (SELECT id FROM stock_levels WHERE sku = :sku AND location_id = :loc))
+          AND s.on_hand - s.allocated - s.held - s.safety_stock >= :qty + :buffer
+          AND (SELECT count(*) FROM locations
+               WHERE id = ANY(CAST(:candidates AS varchar[])) AND active) = :n_candidates
+        RETURNING s.id, s.location_id
+    ),
+    hdr AS (
+        INSERT INTO reservations (id, channel_id, kind, reference, order_reference, status,
+                                  expires_at, created_at, updated_at)
+        SELECT :rid, :channel_id, :kind, :reference, NULL, 'active', :expires_at, :now, :now
+        FROM upd
+    ),
+    lns AS (
+        INSERT INTO reservation_lines (reservation_id, stock_id, sku, location_id, quantity,
+                                       status, expires_at)
+        SELECT :rid, upd.id, :sku, upd.location_id, :qty, 'held', :expires_at FROM upd
+    ),
+    led AS (
+        INSERT INTO stock_ledger (stock_id, sku, location_id, reason, on_hand_delta,
+                                  allocated_delta, held_delta, safety_delta, incoming_delta,
+                                  reference, note, created_at)
+        SELECT upd.id, :sku, upd.location_id, 'reservation', 0, 0, :qty, 0, 0, :rid, NULL, :now
+        FROM upd
+    )
+    SELECT location_id FROM upd
+    """
+)
+
+
+def _hold_any_in_one_statement(
+    session: Session,
+    sku: str,
+    quantity: int,
+    fallback: str,
+    candidates: Sequence[str],
+    header: dict[str, Any],
+) -> str | None:
+    """PostgreSQL, one line, any candidate: hold it at an unlocked candidate row that can
+    fill it (or wait for ``fallback``'s row), in one statement that writes nothing when it
+    fails. Returns the location, or None (then the slower path says what is wrong)."""
+    params = {
+        **header,
+        "sku": sku,
+        "qty": quantity,
+        "loc": fallback,
+        "candidates": list(candidates),
+        "n_candidates": len(set(candidates)),
+    }
+    return session.connection().execute(_HOLD_ANY_PG, params).scalar()
 
 
 def _hold_in_one_statement(
