@@ -6,6 +6,7 @@ import random
 import threading
 
 import pytest
+from sqlalchemy import text
 
 from omniretail.core.errors import AppError
 from omniretail.inventory import service
@@ -130,4 +131,30 @@ def test_concurrent_reserve_release_sell_and_transfer_keep_the_ledger_exact(pg_d
         assert all(b.on_hand >= 0 and b.held >= 0 and b.allocated >= 0 for b in balances)
         in_transit = sum(b.incoming for b in balances)
         assert sum(b.on_hand for b in balances) + in_transit + sum(sold) == 180
+        assert service.verify(s).drift == []
+
+
+def test_a_hold_from_any_location_skips_a_row_another_transaction_has_locked(pg_db):
+    # Given 5 units at each of two locations, and another transaction holding a's row locked
+    with pg_db.unit_of_work() as s:
+        make_skus(s, "SKIP")
+        a, b = (make_location(s, f"skip-{i}").id for i in range(2))
+        receive(s, "SKIP", a, 5)
+        receive(s, "SKIP", b, 5)
+    with pg_db.unit_of_work() as blocker:
+        blocker.execute(
+            text("SELECT id FROM stock_levels WHERE sku = 'SKIP' AND location_id = :a FOR UPDATE"),
+            {"a": a},
+        ).all()
+        # When units are held from "any of a, b" while a is locked (a wait would time out)
+        lines = []
+        for _ in range(3):
+            with pg_db.unit_of_work() as s:
+                s.execute(text("SET LOCAL lock_timeout = '2s'"))
+                view = service.reserve(s, [("SKIP", 1)], locations=[a, b], strategy="any")
+            lines += [(line.location_id, line.quantity) for line in view.lines]
+        # Then every hold went to b, at once
+        assert lines == [(b, 1)] * 3
+    with pg_db.unit_of_work(write=False) as s:
+        assert service.availability(s, ["SKIP"]).items[0].locations == {a: 5, b: 2}
         assert service.verify(s).drift == []
