@@ -1,14 +1,26 @@
 """Tracking ingest throughput: real HTTP on loopback, batched clients, SQLite and PostgreSQL.
 
-For each backend the script starts the real app (``create_app``) in a uvicorn subprocess, sends
-pre-built ``/v1/batch`` bodies (100 Segment-spec events each: track, page and identify calls
-of a pool of users, with unique messageIds) from several keep-alive client threads that honour
-429 + Retry-After like the SDKs, then counts the stored events (``events_lost`` must be 0).
-In the same run it measures a bare FastAPI endpoint that only reads and JSON-parses the same
-bodies, and reports ``ratio_vs_bare_parse``.
+For each backend the script starts the real app (``create_app``) under uvicorn with
+``--workers`` worker processes (default 2: one per core of the 2-core reference machine, as a
+production deployment runs N stateless API processes), sends pre-built ``/v1/batch`` bodies
+(100 Segment-spec events each: track, page and identify calls of a pool of ``--users``
+users, with unique messageIds) from keep-alive client threads (``--clients``, default 4 per
+worker) that honour 429 + Retry-After like the SDKs, then counts the stored events
+(``events_lost`` must be 0). In the same run it measures a bare FastAPI endpoint that only
+reads and JSON-parses the same bodies, served the same way (same workers and clients), and
+reports ``ratio_vs_bare_parse``.
+
+What ``events_per_s`` measures: events stored per second of wall time over the whole run,
+end to end (HTTP, decoding, validation, identity resolution, encryption, the events insert,
+the profile projection and the commit), warm (a warm-up run first). The first
+``users / 100`` batches bring first-seen people (new profiles, identifiers, data keys), the
+rest known people; every event's time is the same, so each person's first event starts one
+tracked session (an outbox row) and the later ones none. Clients, server workers and the
+database share the machine's cores.
 
     .venv/bin/python bench/ingest.py            # default size
     .venv/bin/python bench/ingest.py --quick    # smaller run
+    .venv/bin/python bench/ingest.py --workers 1 --backend sqlite
 
 PostgreSQL: ``OMNI_BENCH_DATABASE_URL`` (default postgresql://postgres@127.0.0.1:5432/test); the
 tables live in their own schema (``bench_ingest``), dropped and re-created at each run.
@@ -31,6 +43,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request
+
 BATCH = 100
 SCHEMA = "bench_ingest"
 GOAL_EVENTS_PER_S = 5000
@@ -51,31 +65,76 @@ def _engine_options(url: str) -> dict[str, Any]:
     )
 
 
-def serve_ours(url: str, port: int) -> None:
-    import uvicorn
+def _with_pid(app: Any) -> Any:
+    """``GET /__pid`` answers the worker's process id (to wait until every worker serves)."""
 
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/__pid":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def app_ours() -> Any:
+    """The real app on ``OMNI_BENCH_SERVE_URL`` (an app factory: one per worker process)."""
     from omniretail.api import create_app
     from omniretail.core.db import Database, make_engine
 
-    database = Database(make_engine(url, **_engine_options(url)))
-    uvicorn.run(
-        create_app(database), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
+    url = os.environ["OMNI_BENCH_SERVE_URL"]
+    return _with_pid(create_app(Database(make_engine(url, **_engine_options(url)))))
 
 
-def serve_bare(port: int) -> None:
-    import uvicorn
-    from fastapi import FastAPI, Request
+def app_bare() -> Any:
+    """A FastAPI endpoint that only reads and parses the body."""
+    from fastapi import FastAPI
     from fastapi.responses import Response
 
     app = FastAPI()
 
     @app.post("/v1/batch")
-    async def batch(request: Request) -> Response:
+    async def batch(request: Request) -> Response:  # Request: module level, for FastAPI
         json.loads(await request.body())
         return Response(content=b'{"success":true}', media_type="application/json")
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return _with_pid(app)
+
+
+def _listen_with_nodelay() -> None:
+    """uvicorn binds the shared socket of ``--workers N`` with protocol 0, so asyncio does not
+    set TCP_NODELAY on accepted connections and every keep-alive response waits ~40 ms for
+    the client's delayed ACK (uvicorn issue #3149; the single-process path is not affected).
+    Re-wrap the bound socket with IPPROTO_TCP, as a fixed uvicorn would."""
+    from uvicorn.config import Config
+
+    original = Config.bind_socket
+
+    def bind_socket(self: Config) -> socket.socket:
+        sock = original(self)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, sock.detach())
+            sock.set_inheritable(True)
+        return sock
+
+    Config.bind_socket = bind_socket  # type: ignore[method-assign]
+
+
+def serve(factory: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    _listen_with_nodelay()
+    uvicorn.run(
+        f"ingest:{factory}",
+        factory=True,
+        app_dir=str(Path(__file__).resolve().parent),
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 # --- client side -------------------------------------------------------------------------
@@ -100,6 +159,24 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
     raise RuntimeError("server did not start")
 
 
+def wait_for_workers(port: int, proc: subprocess.Popen[bytes], workers: int) -> None:
+    """Wait until every worker process answers (each imports the app on its own)."""
+    wait_for_port(port, proc, timeout=120)
+    pids: set[str] = set()
+    deadline = time.monotonic() + 180
+    while len(pids) < workers:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"only {len(pids)} of {workers} workers answered")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request("GET", "/__pid", headers={"Connection": "close"})
+            pids.add(conn.getresponse().read().decode())
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.2)
+        finally:
+            conn.close()
+
+
 def build_bodies(batches: int, users: int, run: str) -> list[bytes]:
     bodies = []
     n = 0
@@ -119,6 +196,7 @@ def build_bodies(batches: int, users: int, run: str) -> list[bytes]:
                 "integrations": {},
             }
             kind = n % 10
+            event: dict[str, Any]
             if kind == 0:
                 event = {
                     **base,
@@ -153,7 +231,7 @@ def blast(port: int, bodies: list[bytes], headers: dict[str, str], clients: int)
     work: queue.Queue[bytes] = queue.Queue()
     for body in bodies:
         work.put(body)
-    stats = {"ok": 0, "throttled": 0, "errors": 0, "failed": 0}
+    stats: dict[str, float] = {"ok": 0, "throttled": 0, "errors": 0, "failed": 0}
     lock = threading.Lock()
 
     def worker() -> None:
@@ -208,11 +286,15 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
+    proc.terminate()  # uvicorn's supervisor stops its workers
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def prepare(url: str) -> str:
@@ -250,10 +332,18 @@ def stored_events(url: str) -> int:
     return count
 
 
-def run_case(backend: str, url: str, batches: int, users: int, clients: int) -> dict[str, Any]:
+def run_case(
+    backend: str, url: str, batches: int, users: int, clients: int, workers: int
+) -> dict[str, Any]:
     import base64
 
-    case = {"backend": backend, "batch_events": BATCH, "clients": clients, "users": users}
+    case = {
+        "backend": backend,
+        "batch_events": BATCH,
+        "workers": workers,
+        "clients": clients,
+        "users": users,
+    }
     goal = {"events_per_s": f">= {GOAL_EVENTS_PER_S}", "events_lost": "== 0"}
     try:
         key = prepare(url)
@@ -261,6 +351,7 @@ def run_case(backend: str, url: str, batches: int, users: int, clients: int) -> 
         return {"bench": "ingest", "case": case, "skipped": f"cannot prepare database: {exc}"}
     env = {
         **os.environ,
+        "OMNI_BENCH_SERVE_URL": url,
         "OMNI_LOG_LEVEL": "WARNING",
         "OMNI_PII_KEYS": os.environ.get("OMNI_PII_KEYS") or _fernet(),
         "OMNI_PII_INDEX_KEY": os.environ.get("OMNI_PII_INDEX_KEY") or uuid.uuid4().hex,
@@ -274,20 +365,22 @@ def run_case(backend: str, url: str, batches: int, users: int, clients: int) -> 
     warmup = build_bodies(5, users, run + "w")
 
     port = free_port()
-    proc = start(["--serve-ours", "--url", url, "--port", str(port)], env)
+    proc = start(["--serve", "app_ours", "--port", str(port), "--workers", str(workers)], env)
     try:
-        wait_for_port(port, proc)
+        wait_for_workers(port, proc, workers)
         blast(port, warmup, headers, clients)
+        load_before = load_average()
         ours = blast(port, bodies, headers, clients)
+        load_after = load_average()
     finally:
         stop(proc)
     sent = (len(bodies) + len(warmup)) * BATCH
     stored = stored_events(url)
 
     port = free_port()
-    proc = start(["--serve-bare", "--port", str(port)], env)
+    proc = start(["--serve", "app_bare", "--port", str(port), "--workers", str(workers)], env)
     try:
-        wait_for_port(port, proc)
+        wait_for_workers(port, proc, workers)
         blast(port, warmup, headers, clients)
         bare = blast(port, bodies, headers, clients)
     finally:
@@ -307,6 +400,8 @@ def run_case(backend: str, url: str, batches: int, users: int, clients: int) -> 
             "requests_throttled": ours["throttled"],
             "request_errors": ours["errors"],
             "elapsed_s": round(ours["elapsed_s"], 2),
+            "load_average_1m_before": load_before,
+            "load_average_1m_after": load_after,
         },
         "goal": goal,
     }
@@ -323,19 +418,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller run")
     parser.add_argument("--batches", type=int, default=None, help="batches of 100 per case")
     parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--clients", type=int, default=None, help="default: 4 per worker")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "all"], default="all")
-    parser.add_argument("--serve-ours", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_ours:
-        serve_ours(args.url, args.port)
+    if args.serve:
+        serve(args.serve, args.port, args.workers)
         return
-    if args.serve_bare:
-        serve_bare(args.port)
-        return
+    clients = args.clients or 4 * args.workers
 
     batches = args.batches or (100 if args.quick else 600)
     cases = []
@@ -353,7 +445,8 @@ def main() -> None:
         )
     for backend, url in cases:
         log(f"ingest: {backend}, {batches} batches of {BATCH} ...")
-        print(json.dumps(run_case(backend, url, batches, args.users, args.clients)), flush=True)
+        result = run_case(backend, url, batches, args.users, clients, args.workers)
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

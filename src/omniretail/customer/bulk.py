@@ -12,7 +12,7 @@ the stored values are exactly what a Core or ORM insert would write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Column, Connection, Integer, Table
@@ -48,13 +48,20 @@ def _pg_type(column: Column[Any]) -> str:
 
 
 def processed(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    serialized: Collection[str] = (),
 ) -> list[tuple[Any, ...]]:
-    """Rows (tuples in ``columns`` order) converted by the columns' bind processors. Values
-    of scalar columns repeat within a batch (one receive time, close event times), so each
-    distinct one is converted once."""
+    """Rows (tuples in ``columns`` order) converted by the columns' bind processors (JSON
+    columns named in ``serialized`` hold JSON text already). Values of scalar columns repeat
+    within a batch (one receive time, close event times), so each distinct one is converted
+    once."""
     todo: list[tuple[int, Callable[[Any], Any], dict[Any, Any] | None]] = []
     for i, name in enumerate(columns):
+        if name in serialized:
+            continue
         column = table.c[name]
         proc = _processor(conn.dialect, table, column)
         if proc is not None:
@@ -87,13 +94,15 @@ def insert_rows(
     *,
     conflict: Sequence[str] | None = None,
     returning: str | None = None,
+    serialized: Collection[str] = (),
 ) -> list[Any]:
     """Insert ``rows`` (tuples in ``columns`` order) in one statement per batch; with
     ``conflict``, rows that clash with that unique key are skipped (``ON CONFLICT DO
-    NOTHING``). Returns the ``returning`` column of the inserted rows (else ``[]``)."""
+    NOTHING``). ``serialized``: JSON columns given as JSON text (serialised before the
+    transaction). Returns the ``returning`` column of the inserted rows (else ``[]``)."""
     if not rows:
         return []
-    values = processed(conn, table, columns, rows)
+    values = processed(conn, table, columns, rows, serialized)
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     tail = ""

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -35,7 +34,7 @@ class KeyRing:
 
     def blind_index(self, kind: str, normalised: str) -> str:
         message = f"{kind}\x1f{normalised}".encode()
-        return hmac.new(self.index_key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self.index_key, message, "sha256").hex()  # = hmac.new().hexdigest()
 
     def new_data_key(self) -> tuple[Fernet, str]:
         raw = Fernet.generate_key()

@@ -109,12 +109,6 @@ def in_param(column: Any, name: str, dialect: str) -> Any:
 
 @lru_cache(maxsize=4)
 def _prefetch_statement(dialect: str) -> Any:
-    members = aliased(Profile)
-    person_last_seen = (
-        select(func.max(members.last_seen_at))
-        .where(members.root_id == Profile.root_id)
-        .scalar_subquery()
-    )
     return (
         select(
             Identifier.value_hash,
@@ -122,7 +116,7 @@ def _prefetch_statement(dialect: str) -> Any:
             Identifier.profile_id,
             Identifier.shared,
             Profile.root_id,
-            person_last_seen,
+            Profile.last_seen_at,
         )
         .join(Profile, Profile.id == Identifier.profile_id)
         .where(in_param(Identifier.value_hash, "hashes", dialect))
@@ -184,12 +178,38 @@ class Seen:
     hash: str
 
 
+class Hasher:
+    """Normalises identifiers and computes their blind-index hashes (remembering each value
+    once). Needs no database, so a batch is hashed before its transaction starts."""
+
+    def __init__(self) -> None:
+        self.ring: KeyRing = key_ring()
+        blocked = get_customer_settings().identity_blocked_values
+        self.blocked = frozenset(b.strip().lower() for b in blocked)
+        self._cache: dict[tuple[str, object], Seen | None] = {}
+
+    def seen(self, kind: str, raw: object) -> Seen | None:
+        """Normalise and hash; ``None`` for unusable or blocked values."""
+        if raw is None:
+            return None
+        cache_key = (kind, raw if isinstance(raw, str | int) else repr(raw))
+        if cache_key in self._cache:
+            return self._cache[cache_key]
+        lookup_kind = "user_id" if kind == "previous_id" else kind
+        value = domain.normalise_identifier(lookup_kind, raw)
+        found = None
+        if value is not None and value.lower() not in self.blocked:
+            found = Seen(kind, value, self.ring.blind_index(lookup_kind, value))
+        self._cache[cache_key] = found
+        return found
+
+
 class Resolver:
     """Resolves identifiers to profiles for a batch of calls, creating and linking as needed.
 
     Construct once per transaction. It works set-based:
 
-    * ``prefetch`` loads every identifier of the batch, its person and the person's last-seen
+    * ``prefetch`` loads every identifier of the batch, its profile's person and last-seen
       time in one query; ``preload`` then loads in one query the stored links between known
       identifiers of different people that the batch may link;
     * identifier counts per person (for the type limits) and undone merges are loaded in one
@@ -201,19 +221,19 @@ class Resolver:
 
     The common case (everything known and already one person) costs one query."""
 
-    def __init__(self, session: Session, source: str, actor: str) -> None:
+    def __init__(
+        self, session: Session, source: str, actor: str, hasher: Hasher | None = None
+    ) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
         self.source = source
         self.actor = actor
-        self.ring: KeyRing = key_ring()
+        self.hasher = hasher or Hasher()
         settings = get_customer_settings()
         self.limits = settings.identity_limits
-        self.blocked = frozenset(b.strip().lower() for b in settings.identity_blocked_values)
-        self._seen_cache: dict[tuple[str, object], Seen | None] = {}
         self.shared_threshold = settings.identity_shared_device_users
         self.known: dict[str, Ident | None] = {}
-        # the person's latest event before this batch, per root as prefetched
+        # latest event before this batch of the person's profiles seen in it, per root
         self.last_seen: dict[str, datetime | None] = {}
         self.checked_pairs: set[tuple[str, str]] = set()
         self.created_profiles: list[str] = []
@@ -237,18 +257,7 @@ class Resolver:
 
     def seen(self, kind: str, raw: object) -> Seen | None:
         """Normalise and hash; ``None`` for unusable or blocked values."""
-        if raw is None:
-            return None
-        cache_key = (kind, raw if isinstance(raw, str | int) else repr(raw))
-        if cache_key in self._seen_cache:
-            return self._seen_cache[cache_key]
-        lookup_kind = "user_id" if kind == "previous_id" else kind
-        value = domain.normalise_identifier(lookup_kind, raw)
-        found = None
-        if value is not None and value.lower() not in self.blocked:
-            found = Seen(kind, value, self.ring.blind_index(lookup_kind, value))
-        self._seen_cache[cache_key] = found
-        return found
+        return self.hasher.seen(kind, raw)
 
     def prefetch(self, hashes: Iterable[str]) -> None:
         wanted = [h for h in dict.fromkeys(hashes) if h not in self.known]
@@ -261,7 +270,9 @@ class Resolver:
             rows = conn.execute(statement, {"hashes": chunk}).all()
             found = {r[0]: Ident(r[0], r[1], r[2], r[3], r[4]) for r in rows}
             for r in rows:
-                self.last_seen[r[4]] = r[5]
+                seen = self.last_seen.get(r[4])
+                if seen is None or (r[5] is not None and r[5] > seen):
+                    self.last_seen[r[4]] = r[5]
                 self._profile_roots.setdefault(r[2], r[4])
             for h in chunk:
                 self.known[h] = found.get(h)
@@ -390,8 +401,9 @@ class Resolver:
         return self._root(self._profile_roots.get(profile_id, profile_id))
 
     def people_last_seen(self) -> dict[str, datetime | None]:
-        """Each current person's latest event before this batch (people merged in the batch
-        take the latest of their parts); people created in the batch have none."""
+        """Each current person's latest event before this batch, from the last-seen times of
+        their profiles that own identifiers of the batch (people merged in the batch take the
+        latest of their parts; people created in the batch have none)."""
         out: dict[str, datetime | None] = {}
         for root, seen in self.last_seen.items():
             person = self._root(root)

@@ -24,14 +24,14 @@ from sqlalchemy.orm import Session
 
 from omniretail.core.db import Database, UTCDateTime
 from omniretail.core.errors import AppError, invalid, not_found
-from omniretail.core.events import emit
 from omniretail.core.ids import new_id
+from omniretail.core.models import OutboxEvent
 from omniretail.core.timeutil import utcnow
 from omniretail.customer import domain
 from omniretail.customer.bulk import insert_rows, processed
 from omniretail.customer.crypto import encrypt_json, encrypt_text
 from omniretail.customer.domain import EventRejected, TrackedEvent
-from omniretail.customer.identity import Resolver, Seen, in_param
+from omniretail.customer.identity import Hasher, Resolver, Seen, in_param
 from omniretail.customer.keys import data_keys
 from omniretail.customer.models import Address, CustomerEvent, Profile, Source, TrackingReject
 from omniretail.customer.settings import get_customer_settings
@@ -298,18 +298,18 @@ _REJECT_COLUMNS = (
 )
 
 
-def _identifiers(resolver: Resolver, ev: TrackedEvent) -> list[Seen]:
+def _identifiers(hasher: Hasher, ev: TrackedEvent) -> list[Seen]:
     found: list[Seen | None] = [
-        resolver.seen("user_id", ev.user_id),
-        resolver.seen("anonymous_id", ev.anonymous_id),
-        resolver.seen("device_id", ev.device_id),
+        hasher.seen("user_id", ev.user_id),
+        hasher.seen("anonymous_id", ev.anonymous_id),
+        hasher.seen("device_id", ev.device_id),
     ]
     if ev.pii_traits:
         lowered = {k.lower(): v for k, v in ev.pii_traits.items()}
-        found.append(resolver.seen("email", lowered.get("email")))
-        found.append(resolver.seen("phone", lowered.get("phone")))
+        found.append(hasher.seen("email", lowered.get("email")))
+        found.append(hasher.seen("phone", lowered.get("phone")))
     if ev.previous_id is not None:
-        found.append(resolver.seen("previous_id", ev.previous_id))
+        found.append(hasher.seen("previous_id", ev.previous_id))
     return [s for s in found if s is not None]
 
 
@@ -325,29 +325,48 @@ def _previous_as_anonymous(resolver: Resolver, seen: list[Seen]) -> list[Seen]:
     return out
 
 
+@dataclass
+class Prepared:
+    """The database-free part of ingesting a batch: identifiers normalised and hashed, event
+    data serialised. Done before the transaction (on SQLite, outside the write lock) and
+    reused when the transaction is retried."""
+
+    hasher: Hasher
+    seen: list[list[Seen]]
+    hashes: list[str]
+    data: list[str]
+
+
+def prepare(events: Sequence[TrackedEvent]) -> Prepared:
+    hasher = Hasher()
+    per_event = [_identifiers(hasher, ev) for ev in events]
+    hashes = [s.hash for seen in per_event for s in seen]
+    for seen in per_event:
+        for s in seen:
+            if s.type == "previous_id":
+                anon = hasher.seen("anonymous_id", s.value)
+                if anon is not None:
+                    hashes.append(anon.hash)
+    return Prepared(hasher, per_event, hashes, [json.dumps(ev.data) for ev in events])
+
+
 def ingest(
     session: Session,
     source: SourceInfo,
     events: Sequence[TrackedEvent],
     rejects: Sequence[Reject] = (),
     received_at: datetime | None = None,
+    prepared: Prepared | None = None,
 ) -> IngestResult:
     """Store validated events (append-only, deduplicated on (source, messageId)), resolve
     identities, project the new events into profiles and announce the sessions they start.
-    Set-based: a constant number of statements per batch in the common case. Flushes; the
-    caller commits."""
+    Set-based: a constant number of statements per batch in the common case. ``prepared``:
+    ``prepare(events)``, done before the transaction. Flushes; the caller commits."""
     received_at = received_at or utcnow()
     result = IngestResult()
-    resolver = Resolver(session, source.id, actor=f"source:{source.id}")
-    # hashing first: on SQLite the write lock is taken by the first statement
-    per_event = [_identifiers(resolver, ev) for ev in events]
-    hashes = [s.hash for seen in per_event for s in seen]
-    for seen in per_event:
-        for s in seen:
-            if s.type == "previous_id":
-                anon = resolver.seen("anonymous_id", s.value)
-                if anon is not None:
-                    hashes.append(anon.hash)
+    prepared = prepared or prepare(events)
+    per_event, data = prepared.seen, prepared.data
+    resolver = Resolver(session, source.id, f"source:{source.id}", prepared.hasher)
     conn = session.connection()
     if rejects:
         insert_rows(
@@ -372,7 +391,7 @@ def ingest(
     if not events:
         return result
 
-    resolver.prefetch(hashes)
+    resolver.prefetch(prepared.hashes)
     resolver.preload(per_event)
     owners: list[str | None] = []
     for ev, seen in zip(events, per_event, strict=True):
@@ -386,7 +405,7 @@ def ingest(
         data_keys(session, with_pii, create=True, new=resolver.new_profiles()) if with_pii else {}
     )
     rows = []
-    for ev, pid in zip(events, owners, strict=True):
+    for ev, pid, data_json in zip(events, owners, data, strict=True):
         pii_enc = None
         if ev.pii and pid:
             pii_enc = encrypt_json(keys[pid], ev.pii)
@@ -406,7 +425,7 @@ def ingest(
                 ev.currency,
                 ev.occurred_at,
                 received_at,
-                ev.data,
+                data_json,
                 pii_enc,
             )
         )
@@ -418,6 +437,7 @@ def ingest(
             rows,
             conflict=("source_id", "message_id"),
             returning="message_id",
+            serialized=("data",),
         )
     )
     result.stored = len(inserted)
@@ -623,8 +643,9 @@ def announce_sessions(
     ``tracking.order.completed`` for tracked ``Order Completed`` events (with the session
     they belong to when it is known here), through the outbox.
 
-    A person's previous activity is their latest event before this batch (the profiles'
-    last-seen times, read by the identity prefetch: no extra query)."""
+    A person's previous activity is the latest event before this batch of their profiles
+    that own the batch's identifiers (their last-seen times, read by the identity prefetch:
+    no extra query)."""
     if not fresh:
         return
     timeout = timedelta(minutes=get_customer_settings().tracking_session_timeout_min)
@@ -633,6 +654,7 @@ def announce_sessions(
     for ev, pid in fresh:
         sdk, flagged = _sdk_session(ev)
         per_person.setdefault(resolver.person_of(pid), []).append((ev, sdk, flagged))
+    outbox: list[tuple[str, dict[str, Any], str]] = []
     for person, items in per_person.items():
         items.sort(key=lambda item: item[0].occurred_at)
         starts = set(
@@ -646,37 +668,46 @@ def announce_sessions(
         for i, (ev, sdk, _) in enumerate(items):
             if i in starts:
                 current = session_key(source.id, ev, sdk)
-                emit(
-                    session,
-                    "tracking.session.started",
-                    {
-                        "session_id": current,
-                        "channel": source.kind,
-                        "started_at": ev.occurred_at.isoformat(),
-                        "customer_id": person,
-                        "source_id": source.id,
-                        "sdk_session_id": sdk,
-                    },
-                    aggregate_id=person,
-                )
+                started = {
+                    "session_id": current,
+                    "channel": source.kind,
+                    "started_at": ev.occurred_at.isoformat(),
+                    "customer_id": person,
+                    "source_id": source.id,
+                    "sdk_session_id": sdk,
+                }
+                outbox.append(("tracking.session.started", started, person))
             elif sdk is not None:
                 current = session_key(source.id, ev, sdk)
             if ev.fact == "order_completed" and ev.order_id:
-                emit(
-                    session,
-                    "tracking.order.completed",
-                    {
-                        "order_id": ev.order_id,
-                        "occurred_at": ev.occurred_at.isoformat(),
-                        "channel": source.kind,
-                        "customer_id": person,
-                        "session_id": current,
-                        "amount_minor": ev.amount_minor,
-                        "currency": ev.currency,
-                        "source_id": source.id,
-                    },
-                    aggregate_id=person,
-                )
+                order = {
+                    "order_id": ev.order_id,
+                    "occurred_at": ev.occurred_at.isoformat(),
+                    "channel": source.kind,
+                    "customer_id": person,
+                    "session_id": current,
+                    "amount_minor": ev.amount_minor,
+                    "currency": ev.currency,
+                    "source_id": source.id,
+                }
+                outbox.append(("tracking.order.completed", order, person))
+    if outbox:
+        emit_all(session, outbox)
+
+
+_outbox = cast(Table, OutboxEvent.__table__)
+_OUTBOX_COLUMNS = ("id", "topic", "aggregate_id", "payload", "created_at", "attempts")
+
+
+def emit_all(session: Session, items: Sequence[tuple[str, dict[str, Any], str | None]]) -> None:
+    """``core.events.emit`` for many events at once: the same outbox rows (topic, payload,
+    aggregate id; unpublished, no attempts) in the caller's transaction, written in one
+    multi-row insert instead of one ORM object each."""
+    now = utcnow()
+    rows = [
+        (new_id("evt"), topic, aggregate, payload, now, 0) for topic, payload, aggregate in items
+    ]
+    insert_rows(session.connection(), _outbox, _OUTBOX_COLUMNS, rows)
 
 
 def upsert_trait_address(
