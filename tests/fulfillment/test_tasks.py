@@ -555,3 +555,20 @@ def test_a_curbside_customer_arriving_puts_their_task_first_with_the_bay(client,
     ).json()
     assert [t["order_id"] for t in queue] == [second["id"], first["id"]]
     assert queue[0]["history"][-1]["note"] == "customer arrived (bay 3, AB12 CDE blue)"
+
+
+def test_a_task_of_a_cancelled_order_cannot_be_started(client, session, shop):
+    # Given an order cancelled before its cancellation reached the store's queue
+    order = _place(client, session, shop, [("MUG", 1)], STANDARD)
+    [task] = _tasks(client, shop, order["id"])
+    cancelled = client.post(f"/api/v1/orders/{order['id']}/cancel", json={}, headers=shop.admin)
+    assert cancelled.status_code == 200, cancelled.text
+
+    # When the picker starts the task
+    error = _step(client, shop, task["id"], "start", expect=409)
+
+    # Then they are told to put the items back and the task did not start
+    assert error["error"]["code"] == "order_cancelled"
+    assert _tasks(client, shop, order["id"])[0]["state"] == "assigned"
+    dispatch_pending(session)
+    assert _tasks(client, shop, order["id"])[0]["state"] == "cancelled"

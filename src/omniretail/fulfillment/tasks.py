@@ -497,6 +497,12 @@ def _advance_order(session: Session, order_id: str, at: datetime, by: str | None
 def _locked(session: Session, task_id: str, target: str) -> FulfillmentTask:
     task = _row(session, task_id, lock=True)
     check_step(task.kind, task.state, target)
+    if target != "cancelled" and orders.get_order(session, task.order_id).status == "cancelled":
+        raise conflict(
+            "order_cancelled",
+            f"order {task.order_id} was cancelled; put the items back",
+            order_id=task.order_id,
+        )
     return task
 
 
@@ -726,10 +732,12 @@ def _pick_exception(
                 reservations.append(view)
                 for x in view.lines:
                     left[x.sku] -= x.quantity
+    capable = {"ship", "ship_from_store"}
     others = [
         loc
         for loc in inventory.channel_context(session, task.channel_id).location_ids
         if loc not in exclude
+        and capable & set(inventory.get_location(session, loc).capabilities or ())
     ]
     for sku in sorted(left):
         for location_id in others:
