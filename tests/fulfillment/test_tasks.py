@@ -572,3 +572,24 @@ def test_a_task_of_a_cancelled_order_cannot_be_started(client, session, shop):
     assert _tasks(client, shop, order["id"])[0]["state"] == "assigned"
     dispatch_pending(session)
     assert _tasks(client, shop, order["id"])[0]["state"] == "cancelled"
+
+
+def test_an_order_edited_before_picking_gets_tasks_for_its_new_lines(client, session, shop):
+    # Given a delivery order of 2 tees and a mug whose task is still untouched
+    order = _place(client, session, shop, [("TEE-M", 2), ("MUG", 1)], STANDARD)
+    [old] = _tasks(client, shop, order["id"])
+
+    # When customer service changes the tees to one (the mug stays)
+    edited = client.patch(
+        f"/api/v1/orders/{order['id']}",
+        json={"lines": [{"sku": "TEE-M", "quantity": 1}]},
+        headers=shop.admin,
+    )
+    assert edited.status_code == 200, edited.text
+    dispatch_pending(session)
+
+    # Then the old task is cancelled and the new one asks for what the order now holds
+    tasks = {t["id"]: t for t in _tasks(client, shop, order["id"])}
+    assert tasks[old["id"]]["state"] == "cancelled"
+    [new] = [t for t in tasks.values() if t["state"] == "assigned"]
+    assert sorted((x["sku"], x["quantity"]) for x in new["lines"]) == [("MUG", 1), ("TEE-M", 1)]

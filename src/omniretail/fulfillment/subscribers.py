@@ -2,6 +2,7 @@
 
 * ``order.placed`` (status ``allocated``) and ``order.status_changed`` to ``allocated`` (an
   order released from a fraud review): create the order's fulfilment tasks.
+* ``order.updated`` (an edit before fulfilment): replace the untouched tasks.
 * ``order.cancelled``: cancel its open tasks (the order context gave the stock back).
 * ``order.customer_arrived`` (curbside check-in): the pickup task is due now, with the bay.
 
@@ -38,6 +39,12 @@ def on_status_changed(session: Session, event: OutboxEvent) -> None:
         tasks.create_tasks_for_order(session, order_id)
 
 
+def on_order_updated(session: Session, event: OutboxEvent) -> None:
+    order_id = _order_id(event)
+    if order_id:
+        tasks.rebuild_tasks(session, order_id)
+
+
 def on_order_cancelled(session: Session, event: OutboxEvent) -> None:
     order_id = _order_id(event)
     if order_id:
@@ -60,5 +67,6 @@ def on_customer_arrived(session: Session, event: OutboxEvent) -> None:
 def register() -> None:
     events.subscribe("order.placed")(on_order_placed)
     events.subscribe("order.status_changed")(on_status_changed)
+    events.subscribe("order.updated")(on_order_updated)
     events.subscribe("order.cancelled")(on_order_cancelled)
     events.subscribe("order.customer_arrived")(on_customer_arrived)

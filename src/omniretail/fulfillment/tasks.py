@@ -415,7 +415,9 @@ def create_tasks_for_order(
     if order.status != "allocated":
         return []
     existing = session.scalar(
-        select(FulfillmentTask.id).where(FulfillmentTask.order_id == order_id).limit(1)
+        select(FulfillmentTask.id)
+        .where(FulfillmentTask.order_id == order_id, FulfillmentTask.state != "cancelled")
+        .limit(1)
     )
     if existing is not None:
         return []
@@ -925,6 +927,22 @@ def customer_arrived(
         _log(task, task.state, at, None, "customer arrived" + (f" ({where})" if where else ""))
     session.flush()
     return [t.id for t in rows]
+
+
+def rebuild_tasks(
+    session: Session, order_id: str, *, now: datetime | None = None
+) -> list[TaskView]:
+    """An order edited before fulfilment began (lines, delivery): its untouched tasks are
+    replaced by tasks for the new allocations. Nothing happens once any task has started
+    (the order cannot be edited then anyway)."""
+    at = now or utcnow()
+    current = _order_tasks(session, order_id)
+    if any(t.state != "assigned" for t in current):
+        return []
+    for task in current:
+        _move(task, "cancelled", at, None, "order edited")
+    session.flush()
+    return create_tasks_for_order(session, order_id, now=at)
 
 
 def cancel_order_tasks(
