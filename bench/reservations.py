@@ -1,20 +1,29 @@
 """Reservations under contention: throughput, oversells, a naive baseline and pgbench.
 
-Runs the real service (``inventory.service.reserve``, one unit of work per reservation) from
-several worker processes, on PostgreSQL and on SQLite:
+Runs the real service (``inventory.service.reserve``, one unit of work per reservation: a
+session, its transaction and the commit, as in an API request, without HTTP) over 8 client
+connections, on PostgreSQL and on SQLite. The connections are shared by 2 client processes
+(threads within each: the GIL is released while a thread waits for the database), as pgbench
+drives its 8 connections from 2 threads (``-j 2``); the pool keeps the connections open and
+does not ping them before each use, as pgbench keeps its own.
 
-* ``contention=high``: every worker reserves 1 unit of the same SKU from any of 3 locations;
+* ``contention=high``: every client reserves 1 unit of the same SKU from any of 3 locations;
   also sells out the last N units (``oversells`` = units promised beyond stock, must be 0) and
   runs the same sell-out with a naive read-check-write implementation (plain SELECT, check in
   Python, write back an absolute value: ``naive_oversells``);
-* ``contention=none``: each worker reserves its own SKU.
+* ``contention=none``: each client reserves its own SKU.
 
 On PostgreSQL it also runs ``pgbench -b simple-update`` before and after (same server, same
 client count, its own scratch database) and reports ``ratio_vs_pgbench`` = our
-reservations/s over the mean pgbench TPS.
-Prints one JSON object per case on stdout; progress goes to stderr.
+reservations/s over the mean pgbench TPS (the goal), and pgbench sending our own reservation
+statement (``ratio_vs_pgbench_same_sql``: the same database work with a client that costs
+next to nothing). Because other work may share the cores, it also reports the CPU time per
+reservation (client processes plus the PostgreSQL backends serving them, read from /proc) and
+per pgbench transaction, and ``ratio_cpu_vs_pgbench``, the throughput ratio those costs imply
+when both sides are CPU-bound. Prints one JSON object per case on stdout; progress goes to
+stderr.
 
-    .venv/bin/python bench/reservations.py [--quick] [--workers 8] [--seconds 10]
+    .venv/bin/python bench/reservations.py [--quick] [--workers 8] [--processes 2] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -24,12 +33,14 @@ import json
 import multiprocessing as mp
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text, update
@@ -165,15 +176,27 @@ def worker(
     for t in pool:
         t.start()
     ready.put(index)
+    go.wait()
+    cpu = time.process_time()
     for t in pool:
         t.join()
-    out.put((sum(r[0] for r in results), sum(r[1] for r in results)))
+    cpu = time.process_time() - cpu
+    out.put((sum(r[0] for r in results), sum(r[1] for r in results), cpu))
     engine.dispose()
+
+
+@dataclass
+class Phase:
+    done: int
+    errors: int
+    elapsed: float
+    client_cpu: float  # seconds, all client processes
+    server_cpu: float | None  # seconds, the PostgreSQL backends serving them
 
 
 def run_phase(
     url: str, mode: str, processes: int, threads: int, locations: list[str], seconds: float
-) -> tuple[int, int, float]:
+) -> Phase:
     ctx = mp.get_context("fork")
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [
@@ -184,13 +207,82 @@ def run_phase(
         p.start()
     for _ in procs:
         ready.get(timeout=120)
-    started = time.perf_counter()
-    go.set()
-    results = [out.get(timeout=seconds + 300) for _ in procs]
-    elapsed = time.perf_counter() - started
+    with BackendCPU(url) as server:
+        started = time.perf_counter()
+        go.set()
+        results = [out.get(timeout=seconds + 300) for _ in procs]
+        elapsed = time.perf_counter() - started
     for p in procs:
         p.join()
-    return sum(r[0] for r in results), sum(r[1] for r in results), elapsed
+    return Phase(
+        sum(r[0] for r in results),
+        sum(r[1] for r in results),
+        elapsed,
+        sum(r[2] for r in results),
+        server.seconds(),
+    )
+
+
+class BackendCPU:
+    """CPU seconds of the PostgreSQL backends serving one database while a block runs, read
+    from /proc (server on this machine) every 50 ms: a backend that exits keeps its last
+    reading, so at most its last 50 ms are missed. ``seconds()`` is None when no backend of
+    that database was seen (a remote server, or SQLite)."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self.marker = f" {parsed.database} " if parsed.get_backend_name() == "postgresql" else None
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._others: set[int] = set()
+        self._started = False
+
+    def _sample(self) -> None:
+        if self.marker is None:
+            return
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in self._others:
+                continue
+            pid = int(name)
+            try:
+                if pid not in self.last:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmdline = f.read().decode(errors="replace")
+                    if not cmdline.startswith("postgres:") or self.marker not in cmdline:
+                        self._others.add(pid)
+                        continue
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used = (int(fields[11]) + int(fields[12])) / self._tick
+            if pid not in self.last:  # there before the block: count from now; else all
+                self.first[pid] = 0.0 if self._started else used
+            self.last[pid] = used
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.05):
+            self._sample()
+
+    def __enter__(self) -> BackendCPU:
+        self._started = False
+        self._sample()
+        self._started = True
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def seconds(self) -> float | None:
+        if not self.last:
+            return None
+        return sum(self.last[pid] - self.first.get(pid, 0.0) for pid in self.last)
 
 
 def held_units(url: str, sku: str) -> tuple[int, int]:
@@ -221,17 +313,37 @@ def _pgbench_conn(url: str) -> tuple[list[str], dict[str, str]]:
     return conn, env
 
 
-def _tps(stdout: str) -> float | None:
-    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", stdout)
-    return float(match.group(1)) if match else None
+@dataclass
+class PgbenchRun:
+    tps: float
+    transactions: int
+    cpu: float  # seconds: pgbench itself and the backends serving it
+
+    @property
+    def cpu_ms_per_tx(self) -> float | None:
+        return 1000 * self.cpu / self.transactions if self.transactions else None
 
 
-def pgbench_tps(url: str, clients: int, seconds: int) -> float | None:
+def _run_pgbench(args: list[str], env: dict[str, str], url: str) -> PgbenchRun | None:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with BackendCPU(url) as server:
+        result = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
+    count = re.search(r"number of transactions actually processed: (\d+)", result.stdout)
+    if tps is None or count is None:
+        return None
+    return PgbenchRun(float(tps.group(1)), int(count.group(1)), client + (server.seconds() or 0))
+
+
+def pgbench_simple_update(url: str, clients: int, seconds: int) -> PgbenchRun | None:
     """pgbench's built-in ``simple-update`` (the goal's baseline) in a scratch database."""
     if shutil.which("pgbench") is None:
         log("pgbench not found")
         return None
-    conn, env = _pgbench_conn(_recreate_pg_database(url, PGBENCH_DB))
+    target = _recreate_pg_database(url, PGBENCH_DB)
+    conn, env = _pgbench_conn(target)
     try:
         subprocess.run(
             ["pgbench", *conn, "-i", "-q", "-s", "1", PGBENCH_DB],
@@ -239,21 +351,18 @@ def pgbench_tps(url: str, clients: int, seconds: int) -> float | None:
             capture_output=True,
             env=env,
         )
-        result = subprocess.run(
+        return _run_pgbench(
             [
                 "pgbench",
                 *conn,
                 *("-b", "simple-update", "-c", str(clients), "-j", "2"),
                 *("-T", str(seconds), PGBENCH_DB),
             ],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
+            env,
+            target,
         )
     finally:
         _drop_pg_database(url, PGBENCH_DB)
-    return _tps(result.stdout)
 
 
 def _same_sql_script(contention: str, locations: list[str]) -> str:
@@ -284,9 +393,9 @@ def _same_sql_script(contention: str, locations: list[str]) -> str:
     )
 
 
-def pgbench_same_sql_tps(
+def pgbench_same_sql(
     url: str, clients: int, seconds: int, contention: str, locations: list[str]
-) -> float | None:
+) -> PgbenchRun | None:
     """pgbench (its C client, prepared statements) sending our reservation statement itself,
     each in its own transaction, on our benchmark database: what the database does with the
     same work when the client costs next to nothing."""
@@ -296,22 +405,33 @@ def pgbench_same_sql_tps(
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
         script.write(_same_sql_script(contention, locations))
         script.flush()
-        result = subprocess.run(
+        return _run_pgbench(
             [
                 "pgbench",
                 *conn,
                 *("-n", "-M", "prepared", "-c", str(clients), "-j", "2"),
                 *("-T", str(seconds), "-f", script.name, str(make_url(url).database)),
             ],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
+            env,
+            url,
         )
-    return _tps(result.stdout)
 
 
 # --- one backend ----------------------------------------------------------------------------
+
+
+def _cpu_ms(phase: Phase) -> dict[str, float | None]:
+    """CPU per reservation: the client processes and (PostgreSQL) the backends serving them.
+    Unlike throughput, CPU time hardly depends on what else runs on the machine."""
+    if not phase.done:
+        return {}
+    client = 1000 * phase.client_cpu / phase.done
+    server = None if phase.server_cpu is None else 1000 * phase.server_cpu / phase.done
+    return {
+        "cpu_ms_per_reservation": round(client + (server or 0), 3),
+        "client_cpu_ms_per_reservation": round(client, 3),
+        "server_cpu_ms_per_reservation": None if server is None else round(server, 3),
+    }
 
 
 def bench_backend(
@@ -322,58 +442,74 @@ def bench_backend(
     load_before = os.getloadavg()[0]
     locs = setup(url, workers, last_units)["locations"]
     metrics: dict[str, dict[str, Any]] = {}
-    tps_runs: list[float] = []
-    if backend == "postgresql":
+    pgbench_runs: list[PgbenchRun] = []
+    postgres = backend == "postgresql"
+    if postgres:
         # pgbench before and after our phases: the mean is fairer on a machine whose load
         # drifts (other processes share the cores).
         log("pgbench simple-update (before) ...")
-        tps_runs.append(pgbench_tps(url, workers, int(seconds)) or 0.0)
-        log(f"pgbench: {tps_runs[-1]:.0f} tps")
+        run = pgbench_simple_update(url, workers, int(seconds))
+        pgbench_runs += [run] if run else []
+        log(f"pgbench: {run.tps if run else 0:.0f} tps")
     for contention in ("high", "none"):
-        done, errors, elapsed = run_phase(url, contention, processes, threads, locs, seconds)
-        rate = done / elapsed
-        log(f"{backend} {contention}: {done} reservations in {elapsed:.1f} s = {rate:.0f}/s")
-        metrics[contention] = {"reservations_per_s": round(rate, 1), "errors": errors}
-    done, errors, _ = run_phase(url, "last", processes, threads, locs, max(seconds, 30))
+        phase = run_phase(url, contention, processes, threads, locs, seconds)
+        rate = phase.done / phase.elapsed
+        log(f"{backend} {contention}: {phase.done} in {phase.elapsed:.1f} s = {rate:.0f}/s")
+        metrics[contention] = {
+            "reservations_per_s": round(rate, 1),
+            "errors": phase.errors,
+            **_cpu_ms(phase),
+        }
+    last = run_phase(url, "last", processes, threads, locs, max(seconds, 30))
     held, lines = held_units(url, "LAST")
-    oversells = max(0, done - last_units) + abs(held - lines) + max(0, held - last_units)
-    log(f"{backend} last {last_units} units: {done} reserved, held {held}, lines {lines}")
-    naive_done, _, _ = run_phase(url, "naive", processes, threads, locs, max(seconds, 30))
-    naive_oversells = max(0, naive_done - last_units)
-    log(f"{backend} naive: {naive_done} reservations promised for {last_units} units")
+    oversells = max(0, last.done - last_units) + abs(held - lines) + max(0, held - last_units)
+    log(f"{backend} last {last_units} units: {last.done} reserved, held {held}, lines {lines}")
+    naive = run_phase(url, "naive", processes, threads, locs, max(seconds, 30))
+    naive_oversells = max(0, naive.done - last_units)
+    log(f"{backend} naive: {naive.done} reservations promised for {last_units} units")
     metrics["high"].update(
         {
             "oversells": oversells,
             "naive_oversells": naive_oversells,
             "sold_out_units": last_units,
-            "errors": metrics["high"]["errors"] + errors,
+            "errors": metrics["high"]["errors"] + last.errors,
         }
     )
     metrics["none"]["oversells"] = 0
-    tps = None
-    if backend == "postgresql":
+    if postgres:
         for contention in ("high", "none"):
-            same = pgbench_same_sql_tps(url, workers, int(seconds), contention, locs)
-            log(f"pgbench with our statement, {contention}: {same or 0:.0f} tps")
+            same = pgbench_same_sql(url, workers, int(seconds), contention, locs)
+            log(f"pgbench with our statement, {contention}: {same.tps if same else 0:.0f} tps")
             m = metrics[contention]
-            m["pgbench_same_sql_tps"] = None if same is None else round(same, 1)
+            m["pgbench_same_sql_tps"] = None if same is None else round(same.tps, 1)
             m["ratio_vs_pgbench_same_sql"] = (
-                None if not same else round(m["reservations_per_s"] / same, 3)
+                None if not same else round(m["reservations_per_s"] / same.tps, 3)
             )
+            cpu = same.cpu_ms_per_tx if same else None
+            m["pgbench_same_sql_cpu_ms_per_tx"] = None if cpu is None else round(cpu, 3)
         log("pgbench simple-update (after) ...")
-        tps_runs.append(pgbench_tps(url, workers, int(seconds)) or 0.0)
-        log(f"pgbench: {tps_runs[-1]:.0f} tps")
-        measured = [t for t in tps_runs if t > 0]
-        tps = sum(measured) / len(measured) if measured else None
+        run = pgbench_simple_update(url, workers, int(seconds))
+        pgbench_runs += [run] if run else []
+        log(f"pgbench: {run.tps if run else 0:.0f} tps")
+    tps = sum(r.tps for r in pgbench_runs) / len(pgbench_runs) if pgbench_runs else None
+    costs = [c for r in pgbench_runs if (c := r.cpu_ms_per_tx)]
+    pgbench_cpu = sum(costs) / len(costs) if costs else None
     load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     lines_out = []
     for contention in ("high", "none"):
         m = metrics[contention]
         goal: dict[str, str] = {"oversells": "== 0"}
-        if backend == "postgresql":
+        if postgres:
             m["pgbench_tps"] = None if tps is None else round(tps, 1)
-            m["pgbench_tps_runs"] = [round(t, 1) for t in tps_runs]
+            m["pgbench_tps_runs"] = [round(r.tps, 1) for r in pgbench_runs]
             m["ratio_vs_pgbench"] = None if not tps else round(m["reservations_per_s"] / tps, 3)
+            m["pgbench_cpu_ms_per_tx"] = None if pgbench_cpu is None else round(pgbench_cpu, 3)
+            # The throughput ratio that the CPU costs imply when both sides are CPU-bound:
+            # pgbench's CPU per transaction over ours per reservation.
+            ours = m.get("cpu_ms_per_reservation")
+            m["ratio_cpu_vs_pgbench"] = (
+                None if not (ours and pgbench_cpu) else round(pgbench_cpu / ours, 3)
+            )
             goal["ratio_vs_pgbench"] = ">= 0.5"
         m["load_avg_1m"] = load  # at the start and at the end of this backend's run
         lines_out.append(
@@ -399,7 +535,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short phases")
     parser.add_argument("--workers", type=int, default=8, help="client connections")
     parser.add_argument(
-        "--processes", type=int, default=4, help="client processes sharing the connections"
+        "--processes",
+        type=int,
+        default=2,
+        help="client processes sharing the connections (pgbench runs 2 threads: -j 2)",
     )
     parser.add_argument("--seconds", type=float, default=None, help="per throughput phase")
     parser.add_argument("--backend", choices=["postgresql", "sqlite", "both"], default="both")

@@ -392,7 +392,7 @@ def _locations(session: Session) -> _LocationSnapshot:
     read itself: a snapshot is only ever used under its own fingerprint."""
     bind = session.get_bind()
     key = bind.engine.url.render_as_string(hide_password=True)
-    fingerprint = tuple(session.execute(_FINGERPRINTS[bind.dialect.name]).one())
+    fingerprint = tuple(session.connection().execute(_FINGERPRINTS[bind.dialect.name]).one())
     cached = _SNAPSHOTS.get(key)
     if cached is not None and cached.fingerprint == fingerprint:
         return cached
@@ -2277,23 +2277,29 @@ def _positive_atp(
     params: dict[str, Any] = {"skus": skus, "buffer": buffer, "now": now}
     if not every:
         params["locs"] = location_ids
-    rows = session.execute(_ATP_QUERIES[(by, postgres, with_expired, every)], params).all()
+    # Core on the session's connection: a read with nothing for the ORM to do.
+    query = _ATP_QUERIES[(by, postgres, with_expired, every)]
+    rows = session.connection().execute(query, params).all()
     if postgres:  # psycopg decodes JSON itself
         return {k: v for fix, k, v in rows if not fix}
-    # One decode of all the objects (the JSON decoder shares the repeated keys).
-    main = [(k, v) for fix, k, v in rows if not fix]
-    decoded = json.loads("[" + ",".join(v for _, v in main) + "]")
-    out = {k: obj for (k, _), obj in zip(main, decoded, strict=True)}
-    for fix, k, v in rows:
-        if fix:  # the rows with expired holds: their corrected figure replaces the main one
-            target = out.setdefault(k, {})
-            for inner_key, units in json.loads(v).items():
-                if units > 0:
-                    target[inner_key] = units
-                else:
-                    target.pop(inner_key, None)
-            if not target:
-                del out[k]
+    # One decode of all the objects (the JSON decoder shares the repeated keys); the main
+    # objects come first, then the corrections for rows with expired holds.
+    rows = sorted(rows, key=lambda row: row[0])
+    decoded = json.loads("[" + ",".join(v for _, _, v in rows) + "]")
+    out: dict[str, dict[str, int]] = {}
+    for (fix, k, _), obj in zip(rows, decoded, strict=True):
+        if not fix:
+            out[k] = obj
+            continue
+        # A row with expired holds: its corrected figure replaces the main one.
+        target = out.setdefault(k, {})
+        for inner_key, units in obj.items():
+            if units > 0:
+                target[inner_key] = units
+            else:
+                target.pop(inner_key, None)
+        if not target:
+            del out[k]
     return out
 
 
