@@ -1,4 +1,5 @@
-"""Recording sales, returns, cancellations and tracked sessions in the analytics store.
+"""Recording sales, returns, cancellations, tracked sessions and tracked orders in the
+analytics store.
 
 These are the public entry points for the other contexts' facts. They take plain values (no
 objects of another context), are idempotent (a fact already recorded is skipped and the call
@@ -11,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,6 +33,7 @@ from omniretail.analytics.models import (
 )
 from omniretail.core.errors import invalid
 from omniretail.core.timeutil import as_utc
+from omniretail.customer import service as customers
 
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # a channel code or id
 _LOCATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -37,6 +42,109 @@ _LOCATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def dialect_insert(session: Session) -> Any:
     """``INSERT ... ON CONFLICT`` constructor of the session's dialect (SQLite/PostgreSQL)."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+class AttributionSettings(BaseSettings):
+    """How orders that name no session convert tracked sessions (``OMNI_ANALYTICS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_ANALYTICS_", env_file=".env", extra="ignore")
+
+    attribution_window_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="An order converts its customer's latest tracked session only if that "
+        "session started at most this many hours before it",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_attribution_settings() -> AttributionSettings:
+    return AttributionSettings()
+
+
+def attribution_window_default() -> timedelta:
+    return timedelta(hours=get_attribution_settings().attribution_window_h)
+
+
+def _person_keys(session: Session, customer_key: str) -> list[str]:
+    """The customer keys that may stand for this customer: every profile id of the person
+    (a session recorded before a merge carries the absorbed profile's id), or the key itself
+    when the customer context does not know it (imported customers)."""
+    return customers.person_profile_ids(session, customer_key) or [customer_key]
+
+
+def _attribute(
+    session: Session, order_ref: str, customer_key: str, at: datetime, window: timedelta
+) -> str | None:
+    """An order that names no session converts its customer's latest tracked session that
+    started in ``[at - window, at]``, unless that session already converted: an order never
+    reaches back past a converted session (a second order of the same visit, or the order
+    also tracked as ``Order Completed``, must not convert an earlier visit). Returns the
+    converted session key."""
+    s = TrackedSession
+    latest = session.execute(
+        select(s.session_key, s.order_ref)
+        .where(
+            s.customer_key.in_(_person_keys(session, customer_key)),
+            s.started_at <= at,
+            s.started_at >= at - window,
+        )
+        .order_by(s.started_at.desc(), s.session_key.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.order_ref is not None:
+        return None
+    session.execute(
+        update(s)
+        .where(s.session_key == latest.session_key, s.order_ref.is_(None))
+        .values(order_ref=order_ref)
+    )
+    return str(latest.session_key)
+
+
+def _late_session_order(
+    session: Session, session_key: str, customer_key: str, started_at: datetime, window: timedelta
+) -> str | None:
+    """A session recorded after orders that followed it (its announcement was late): the
+    earliest order of the customer in ``[started_at, started_at + window]`` that names no
+    session and for which this is the latest session. If that order had converted an older
+    session (this one was not known yet), the conversion moves here."""
+    keys = _person_keys(session, customer_key)
+    o, s = OrderFact, TrackedSession
+    first = session.execute(
+        select(o.order_ref, o.occurred_at)
+        .where(
+            o.kind == Kind.SALE.value,
+            o.session_key.is_(None),
+            o.customer_key.in_(keys),
+            o.occurred_at >= started_at,
+            o.occurred_at <= started_at + window,
+        )
+        .order_by(o.occurred_at, o.id)
+        .limit(1)
+    ).first()
+    if first is None:
+        return None
+    between = session.scalar(
+        select(s.session_key)
+        .where(
+            s.customer_key.in_(keys),
+            s.session_key != session_key,
+            s.started_at > started_at,
+            s.started_at <= first.occurred_at,
+        )
+        .limit(1)
+    )
+    if between is not None:
+        return None  # that order belongs to a later session
+    holder = session.execute(
+        select(s.session_key, s.started_at).where(s.order_ref == first.order_ref).limit(1)
+    ).first()
+    if holder is not None:
+        if holder.started_at >= started_at:
+            return None
+        session.execute(update(s).where(s.session_key == holder.session_key).values(order_ref=None))
+    return str(first.order_ref)
 
 
 @dataclass(frozen=True)
@@ -132,6 +240,7 @@ def _record(
     currency: str,
     original_order_ref: str | None = None,
     session_key: str | None = None,
+    window: timedelta | None = None,
 ) -> bool:
     _check_header(ref, occurred_at, channel, location, currency)
     if not lines:
@@ -213,6 +322,8 @@ def _record(
             .where(TrackedSession.session_key == session_key, TrackedSession.order_ref.is_(None))
             .values(order_ref=ref)
         )
+    elif customer_key and kind is Kind.SALE:
+        _attribute(session, ref, customer_key, at, window or attribution_window_default())
     session.flush()
     return True
 
@@ -229,10 +340,14 @@ def record_sale_fact(
     currency: str = "GBP",
     source: str = "order",
     session_key: str | None = None,
+    attribution_window: timedelta | None = None,
 ) -> bool:
     """*Public interface.* Record a placed order or POS sale (lines with positive quantities;
     ``customer_key`` ``None`` for a guest). A ``session_key`` marks that tracked session as
-    converted. Returns ``False`` when ``(source, order_ref)`` was recorded before."""
+    converted; without one, the customer's latest tracked session that started within the
+    attribution window before the order (``OMNI_ANALYTICS_ATTRIBUTION_WINDOW_H``, 24 h) is
+    converted unless it already was. Returns ``False`` when ``(source, order_ref)`` was
+    recorded before."""
     return _record(
         session,
         kind=Kind.SALE,
@@ -245,6 +360,7 @@ def record_sale_fact(
         location=location,
         currency=currency,
         session_key=session_key,
+        window=attribution_window,
     )
 
 
@@ -303,24 +419,47 @@ def record_session_fact(
     channel: str,
     started_at: datetime,
     customer_key: str | None = None,
+    attribution_window: timedelta | None = None,
 ) -> bool:
-    """*Public interface.* Record a tracked storefront session (for conversion). An order that
-    already carries this ``session_key`` converts it at once. Idempotent by key."""
+    """*Public interface.* Record a tracked storefront session (for conversion). Idempotent by
+    key. A session recorded after its order is converted at once: an order that carries this
+    ``session_key``, else the customer's first order within the attribution window after the
+    start that names no session and has no later session before it. A session first written
+    by its tracked order (``record_tracked_order`` before the announcement) keeps that
+    conversion and takes the announced start. Returns ``False`` if the key was known."""
     if not session_key or len(session_key) > 80:
         raise invalid("invalid_fact", "the session key must be 1–80 characters")
     _check_header("session", started_at, channel, None, "GBP")
+    at = as_utc(started_at)
+    s = TrackedSession
+    known = session.execute(
+        select(s.started_at, s.customer_key).where(s.session_key == session_key)
+    ).first()
+    if known is not None:
+        changes: dict[str, Any] = {}
+        if at < known.started_at:
+            changes["started_at"] = at
+        if known.customer_key is None and customer_key:
+            changes["customer_key"] = customer_key
+        if changes:
+            session.execute(update(s).where(s.session_key == session_key).values(**changes))
+            session.flush()
+        return False
     converted = session.scalar(
         select(OrderFact.order_ref)
         .where(OrderFact.session_key == session_key, OrderFact.kind == Kind.SALE.value)
         .limit(1)
     )
+    if converted is None and customer_key:
+        window = attribution_window or attribution_window_default()
+        converted = _late_session_order(session, session_key, customer_key, at, window)
     result = session.execute(
         dialect_insert(session)(cast(Table, TrackedSession.__table__))
         .values(
             session_key=session_key,
             channel=channel,
             customer_key=customer_key,
-            started_at=as_utc(started_at),
+            started_at=at,
             order_ref=converted,
         )
         .on_conflict_do_nothing(index_elements=["session_key"])
@@ -329,3 +468,58 @@ def record_session_fact(
     created = result.first() is not None
     session.flush()
     return created
+
+
+def record_tracked_order(
+    session: Session,
+    *,
+    order_ref: str,
+    occurred_at: datetime,
+    channel: str,
+    customer_key: str | None = None,
+    session_key: str | None = None,
+    attribution_window: timedelta | None = None,
+) -> str | None:
+    """*Public interface.* An order tracked by the storefront (Segment ``Order Completed``):
+    it converts the session it was tracked in (``session_key``; a session not recorded yet is
+    written now, started at the order, and takes its announced start when it arrives), else
+    the customer's latest session by the same rule as a sale without a session. It is not a
+    sale fact (the order context announces the sale itself), so revenue is not counted
+    twice. Returns the converted session key; idempotent."""
+    _check_header(order_ref, occurred_at, channel, None, "GBP")
+    at = as_utc(occurred_at)
+    s = TrackedSession
+    if session_key:
+        if len(session_key) > 80:
+            raise invalid("invalid_fact", "the session key must be 1–80 characters")
+        found = session.execute(select(s.order_ref).where(s.session_key == session_key)).first()
+        if found is None:
+            session.execute(
+                dialect_insert(session)(cast(Table, TrackedSession.__table__))
+                .values(
+                    session_key=session_key,
+                    channel=channel,
+                    customer_key=customer_key,
+                    started_at=at,
+                    order_ref=order_ref,
+                )
+                .on_conflict_do_nothing(index_elements=["session_key"])
+            )
+            session.flush()
+            return session_key
+        if found.order_ref is not None:
+            return None
+        session.execute(
+            update(s)
+            .where(s.session_key == session_key, s.order_ref.is_(None))
+            .values(order_ref=order_ref)
+        )
+        session.flush()
+        return session_key
+    if not customer_key:
+        return None
+    converted = _attribute(
+        session, order_ref, customer_key, at, attribution_window or attribution_window_default()
+    )
+    session.flush()
+    return converted

@@ -20,7 +20,14 @@ units):
   ``lines[{sku, quantity}]``; unit prices come from the original order's facts, else the
   refunded amount is spread over the units.
 * ``order.cancelled``: ``order_id``.
-* ``tracking.session.started``: ``session_id``, ``channel``, ``started_at``, ``customer_id``.
+* ``tracking.session.started`` (the customer context's tracking ingest): ``session_id``,
+  ``channel`` (the source kind: web, app, pos, server), ``started_at``, ``customer_id``.
+* ``tracking.order.completed`` (a tracked Segment ``Order Completed``): ``order_id``,
+  ``occurred_at``, ``channel``, ``customer_id``, ``session_id`` (null when the tracking batch
+  did not know the session); it converts a session, it is not a sale.
+
+An order that names no session converts its customer's latest tracked session within the
+attribution window (``facts.record_sale_fact``), so conversion needs no session id on orders.
 """
 
 from __future__ import annotations
@@ -223,12 +230,28 @@ def on_session(session: Session, event: OutboxEvent) -> None:
     )
 
 
+def on_tracked_order(session: Session, event: OutboxEvent) -> None:
+    payload = dict(event.payload or {})
+    _handle(
+        event,
+        lambda: facts.record_tracked_order(
+            session,
+            order_ref=_ref(payload, "order_id"),
+            occurred_at=_time(payload, "occurred_at"),
+            channel=_channel(session, payload),
+            customer_key=_customer(payload),
+            session_key=payload.get("session_id") or None,
+        ),
+    )
+
+
 HANDLERS = {
     "order.placed": on_sale,
     "pos.sale": on_sale,
     "return.received": on_return,
     "order.cancelled": on_cancel,
     "tracking.session.started": on_session,
+    "tracking.order.completed": on_tracked_order,
 }
 
 

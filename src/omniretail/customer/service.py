@@ -104,6 +104,14 @@ def find_customer_id(session: Session, kind: str, value: Any) -> str | None:
     )
 
 
+def person_profile_ids(session: Session, customer_id: str) -> list[str]:
+    """Every profile id of the person that ``customer_id`` (any of their profile ids) belongs
+    to, in id order: the ids other contexts may have recorded for that person, since a merge
+    keeps the absorbed ids. ``[]`` for an unknown id."""
+    root = session.scalar(select(Profile.root_id).where(Profile.id == customer_id))
+    return member_ids(session, root) if root is not None else []
+
+
 def resolve_customer_ref(session: Session, ref: str) -> str:
     """A customer id (``cus_...``) or an email address, as the CLI accepts them."""
     if ref.startswith("cus_"):
