@@ -548,7 +548,7 @@ def _channel_context(
     channel = catalog.get_channel(session, channel_ref)
     if not channel.active:
         raise conflict("channel_inactive", f"channel {channel.code!r} is not active")
-    settings = session.execute(_SETTINGS, {"channel_id": channel.id}).first()
+    settings = session.connection().execute(_SETTINGS, {"channel_id": channel.id}).first()
     ids = snapshot.feeding(_rules(session, channel.id))
     return ChannelContext(
         channel.id,
