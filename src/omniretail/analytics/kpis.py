@@ -9,7 +9,8 @@ them answers in well under a second. Definitions (docs/analytics.md):
 * AOV = revenue / orders; units per order = product units / orders;
 * repeat-purchase rate = customers with ≥ 2 orders / customers with ≥ 1 order in the window
   (identified customers; guest orders cannot repeat);
-* conversion = tracked sessions with an order / tracked sessions;
+* conversion = tracked sessions with an order / tracked sessions started in the window (how
+  orders convert sessions: ``facts.record_sale_fact``, ``facts.record_tracked_order``);
 * churn = customers who ordered in the previous window of the same length but not in this
   one / customers who ordered in the previous window;
 * return rate = value of returns booked in the window / revenue of the window;
