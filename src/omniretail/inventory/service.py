@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from omniretail.catalog import service as catalog
@@ -378,7 +380,8 @@ _LOCATION_ROWS = select(
     Location.opening_hours,
     Location.active,
 ).order_by(Location.code)
-_SNAPSHOTS: dict[str, _LocationSnapshot] = {}
+# Per engine (one database), dropped with the engine.
+_SNAPSHOTS: weakref.WeakKeyDictionary[Engine, _LocationSnapshot] = weakref.WeakKeyDictionary()
 
 
 def _dialect_name(session: Session) -> str:
@@ -391,7 +394,7 @@ def _locations(session: Session) -> _LocationSnapshot:
     changed, in this process or any other). The cache holds nothing a reader could not have
     read itself: a snapshot is only ever used under its own fingerprint."""
     bind = session.get_bind()
-    key = bind.engine.url.render_as_string(hide_password=True)
+    key = bind.engine
     fingerprint = tuple(session.connection().execute(_FINGERPRINTS[bind.dialect.name]).one())
     cached = _SNAPSHOTS.get(key)
     if cached is not None and cached.fingerprint == fingerprint:
