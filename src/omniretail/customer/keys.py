@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import cast
 
 from cryptography.fernet import Fernet
-from sqlalchemy import Table, delete, event, select
+from sqlalchemy import Table, bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from omniretail.core.timeutil import utcnow
@@ -17,6 +17,9 @@ from omniretail.customer.models import DataKey
 
 _SESSION_CACHE = "customer_data_keys"
 _keys_table = cast(Table, DataKey.__table__)
+_SELECT_KEYS = select(DataKey.profile_id, DataKey.wrapped).where(
+    DataKey.profile_id.in_(bindparam("pids", expanding=True))
+)
 
 
 def data_keys(
@@ -47,9 +50,7 @@ def data_keys(
                 make(pid)
         wanted = [pid for pid in wanted if pid not in cache]
     if wanted:
-        rows = session.execute(
-            select(DataKey.profile_id, DataKey.wrapped).where(DataKey.profile_id.in_(wanted))
-        ).all()
+        rows = session.connection().execute(_SELECT_KEYS, {"pids": wanted}).all()
         for pid, wrapped in rows:
             cache[pid] = ring.unwrap(wrapped)
         if create:

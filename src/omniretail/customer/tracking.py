@@ -8,12 +8,13 @@ import binascii
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -151,10 +152,21 @@ def basic_auth_user(header: str | None) -> str | None:
 # --- body decoding ------------------------------------------------------------------------
 
 
-def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> tuple[Any, int]:
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded request body: the JSON value, its decoded size in bytes, the length in the
+    text of each element of a top-level ``batch`` array (``None`` if there is none), and
+    whether the body is pure ASCII."""
+
+    value: Any
+    size: int
+    spans: list[int] | None = None
+    ascii: bool = True
+
+
+def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> Decoded:
     """Gunzip (by header or by magic bytes) and JSON-decode, refusing more than ``max_bytes``
-    of decoded JSON. Content-Type is ignored on purpose (some SDKs mislabel gzipped JSON).
-    Returns the value and the decoded size in bytes."""
+    of decoded JSON. Content-Type is ignored on purpose (some SDKs mislabel gzipped JSON)."""
     gzipped = "gzip" in (content_encoding or "").lower() or body[:2] == b"\x1f\x8b"
     if gzipped:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -178,13 +190,109 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> tu
     if not raw.strip():
         raise AppError("malformed_json", "the request body is empty", 400)
     try:
-        return json.loads(raw), len(raw)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
+        value, spans = _loads_with_spans(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AppError("malformed_json", f"malformed JSON: {exc}", 400) from None
+    return Decoded(value, len(raw), spans, raw.isascii())
+
+
+_scanner = json.JSONDecoder()
+# the json module's string scanner (C), not in the type stubs
+_scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+_whitespace = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, i: int) -> int:
+    """The index of the first non-whitespace character at or after ``i``."""
+    match = _whitespace.match(text, i)
+    return match.end() if match else i
+
+
+def _loads_with_spans(text: str) -> tuple[Any, list[int] | None]:
+    """``json.loads(text)``, and for an object with a ``batch`` array the length in the text
+    of each of its elements (parsed element by element with the json module's own scanner,
+    so sizes come free). Anything unexpected: plain ``json.loads`` (and its errors)."""
+    try:
+        return _object_with_spans(text)
+    except ValueError:
+        return json.loads(text), None
+
+
+def _object_with_spans(text: str) -> tuple[Any, list[int] | None]:
+    i = _skip(text, 0)
+    if not text.startswith("{", i):
+        raise ValueError("not an object")
+    value: dict[str, Any] = {}
+    spans: list[int] | None = None
+    i = _skip(text, i + 1)
+    if text.startswith("}", i):
+        i += 1
+    else:
+        while True:
+            if not text.startswith('"', i):
+                raise ValueError("expecting a key")
+            key, i = _scanstring(text, i + 1, True)
+            i = _skip(text, i)
+            if not text.startswith(":", i):
+                raise ValueError("expecting ':'")
+            i = _skip(text, i + 1)
+            if key == "batch":
+                spans = None
+                if text.startswith("[", i):
+                    value[key], i, spans = _array_with_spans(text, i)
+                else:
+                    value[key], i = _scanner.raw_decode(text, i)
+            else:
+                value[key], i = _scanner.raw_decode(text, i)
+            i = _skip(text, i)
+            if text.startswith(",", i):
+                i = _skip(text, i + 1)
+                continue
+            if text.startswith("}", i):
+                i += 1
+                break
+            raise ValueError("expecting ',' or '}'")
+    if _skip(text, i) != len(text):
+        raise ValueError("extra data")
+    return value, spans
+
+
+def _array_with_spans(text: str, i: int) -> tuple[list[Any], int, list[int]]:
+    items: list[Any] = []
+    spans: list[int] = []
+    i = _skip(text, i + 1)
+    if text.startswith("]", i):
+        return items, i + 1, spans
+    while True:
+        item, end = _scanner.raw_decode(text, i)
+        items.append(item)
+        spans.append(end - i)
+        i = _skip(text, end)
+        if text.startswith(",", i):
+            i = _skip(text, i + 1)
+            continue
+        if text.startswith("]", i):
+            return items, i + 1, spans
+        raise ValueError("expecting ',' or ']'")
+
+
+# Compact JSON of an event is at most this many times its length in the request: whitespace
+# and escapes only shrink; a number can grow ("1e15" -> "1000000000000000.0", 4.5 times);
+# a character of a non-ASCII body may take 4 bytes of UTF-8.
+_GROWTH_ASCII = 4.5
+_GROWTH = 4.5 * 4
 
 
 def event_size(raw: Any) -> int:
     return len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _size_or_zero(raw: Any) -> int:
+    try:
+        return event_size(raw)
+    except UnicodeEncodeError:  # a lone surrogate: not representable, size unknown
+        return 0
 
 
 # --- ingest -------------------------------------------------------------------------------
@@ -230,17 +338,28 @@ def validate_events(
     forced_type: str | None,
     total_bytes: int,
     defaults: dict[str, Any] | None = None,
+    spans: Sequence[int] | None = None,
+    ascii_body: bool = True,
 ) -> tuple[list[TrackedEvent], list[Reject], int]:
-    """Normalise every event; returns (good events, rejects, duplicates within the batch)."""
+    """Normalise every event; returns (good events, rejects, duplicates within the batch).
+
+    An event's size is the length of its compact JSON. It is computed only when the request
+    is over the event limit and the event's length in the request (``spans``, from
+    ``decode_body``) cannot rule out that it is over the limit."""
     settings = get_customer_settings()
     max_event = settings.tracking_max_event_bytes
     check_sizes = total_bytes > max_event
+    growth = _GROWTH_ASCII if ascii_body else _GROWTH
+    if spans is not None and len(spans) != len(raws):
+        spans = None
     good: list[TrackedEvent] = []
     rejects: list[Reject] = []
     seen_ids: set[str] = set()
     duplicates = 0
     for position, raw in enumerate(raws):
-        size = event_size(raw) if check_sizes else 0
+        size = 0
+        if check_sizes and (spans is None or spans[position] * growth > max_event):
+            size = event_size(raw)
         try:
             if size > max_event:
                 raise EventRejected(
@@ -254,6 +373,8 @@ def validate_events(
                 raw, received_at, sent_at, forced_type, new_message_id=uuid.uuid4
             )
         except EventRejected as exc:
+            if check_sizes and not size:
+                size = _size_or_zero(raw)
             rejects.append(
                 Reject(position, exc.code, exc.message, _raw_message_id(raw), _raw_type(raw), size)
             )

@@ -124,9 +124,8 @@ def _process(
     received_at = utcnow()
     header_key = tracking.basic_auth_user(authorization)
     source = tracking.authenticate_source(db, header_key) if header_key else None
-    payload, total = tracking.decode_body(
-        body, content_encoding, settings.tracking_max_request_bytes
-    )
+    decoded = tracking.decode_body(body, content_encoding, settings.tracking_max_request_bytes)
+    payload, total = decoded.value, decoded.size
     if source is None:
         key = payload.get("writeKey") if isinstance(payload, dict) else None
         source = tracking.authenticate_source(db, key if isinstance(key, str) else None)
@@ -150,6 +149,8 @@ def _process(
             forced_type=None,
             total_bytes=total,
             defaults=defaults,
+            spans=decoded.spans,
+            ascii_body=decoded.ascii,
         )
     else:
         good, rejects, duplicates = tracking.validate_events(
