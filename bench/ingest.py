@@ -16,7 +16,11 @@ the profile projection and the commit), warm (a warm-up run first). The first
 ``users / 100`` batches bring first-seen people (new profiles, identifiers, data keys), the
 rest known people; every event's time is the same, so each person's first event starts one
 tracked session (an outbox row) and the later ones none. Clients, server workers and the
-database share the machine's cores.
+database share the machine's cores, and so does any other work on the machine: each case
+also reports the CPU time per event of the server processes, of the PostgreSQL backends
+serving them and of the client (from /proc), ``events_per_cpu_s`` (events per CPU second of
+all three: what one idle core would sustain) and the 1-minute load average before and
+after.
 
     .venv/bin/python bench/ingest.py            # default size
     .venv/bin/python bench/ingest.py --quick    # smaller run
@@ -57,12 +61,13 @@ def log(*args: Any) -> None:
 # --- servers (subprocess side) -----------------------------------------------------------
 
 
-def _engine_options(url: str) -> dict[str, Any]:
-    return (
-        {"connect_args": {"options": f"-csearch_path={SCHEMA}"}}
-        if url.startswith("postgresql")
-        else {}
-    )
+APPLICATION = "omni-bench-ingest"  # application_name of the server's PostgreSQL sessions
+
+
+def _engine_options(url: str, application: str = "omni-bench") -> dict[str, Any]:
+    if not url.startswith("postgresql"):
+        return {}
+    return {"connect_args": {"options": f"-csearch_path={SCHEMA}", "application_name": application}}
 
 
 def _with_pid(app: Any) -> Any:
@@ -84,7 +89,8 @@ def app_ours() -> Any:
     from omniretail.core.db import Database, make_engine
 
     url = os.environ["OMNI_BENCH_SERVE_URL"]
-    return _with_pid(create_app(Database(make_engine(url, **_engine_options(url)))))
+    engine = make_engine(url, **_engine_options(url, APPLICATION))
+    return _with_pid(create_app(Database(engine)))
 
 
 def app_bare() -> Any:
@@ -281,6 +287,71 @@ def blast(port: int, bodies: list[bytes], headers: dict[str, str], clients: int)
     return stats
 
 
+class CPUMeter:
+    """CPU seconds used while a block runs by the server (the uvicorn supervisor and its
+    worker processes), by the PostgreSQL backends serving it (``application_name``; the
+    server is on this machine) and by this client process, read from /proc. Processes that
+    start during the block count from zero."""
+
+    def __init__(self, server_pid: int, url: str) -> None:
+        self.server_pid = server_pid
+        self.url = url if url.startswith("postgresql") else None
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.start: dict[str, dict[int, float]] = {}
+        self.used: dict[str, float] = {}
+        self.client = 0.0
+
+    def _cpu(self, pid: int) -> float | None:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def _server(self) -> dict[int, float]:
+        pids = [self.server_pid]
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat") as f:
+                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if parent == self.server_pid:
+                    pids.append(int(name))
+        return {pid: cpu for pid in pids if (cpu := self._cpu(pid)) is not None}
+
+    def _database(self) -> dict[int, float]:
+        if self.url is None:
+            return {}
+        from sqlalchemy import text
+
+        from omniretail.core.db import make_engine
+
+        engine = make_engine(self.url)
+        with engine.connect() as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :app"),
+                {"app": APPLICATION},
+            ).scalars()
+            found = {pid: cpu for pid in pids if (cpu := self._cpu(pid)) is not None}
+        engine.dispose()
+        return found
+
+    def __enter__(self) -> CPUMeter:
+        self.start = {"server": self._server(), "database": self._database()}
+        self.client = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client = time.process_time() - self.client
+        for name, now in (("server", self._server()), ("database", self._database())):
+            before = self.start[name]
+            self.used[name] = sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items())
+        self.used["client"] = self.client
+
+
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, __file__, *args], env=env)
 
@@ -370,7 +441,8 @@ def run_case(
         wait_for_workers(port, proc, workers)
         blast(port, warmup, headers, clients)
         load_before = load_average()
-        ours = blast(port, bodies, headers, clients)
+        with CPUMeter(proc.pid, url) as cpu:
+            ours = blast(port, bodies, headers, clients)
         load_after = load_average()
     finally:
         stop(proc)
@@ -400,6 +472,12 @@ def run_case(
             "requests_throttled": ours["throttled"],
             "request_errors": ours["errors"],
             "elapsed_s": round(ours["elapsed_s"], 2),
+            "server_cpu_us_per_event": round(1e6 * cpu.used["server"] / events, 1),
+            "database_cpu_us_per_event": (
+                round(1e6 * cpu.used["database"] / events, 1) if backend == "postgresql" else None
+            ),
+            "client_cpu_us_per_event": round(1e6 * cpu.used["client"] / events, 1),
+            "events_per_cpu_s": round(events / sum(cpu.used.values()), 1),
             "load_average_1m_before": load_before,
             "load_average_1m_after": load_after,
         },
