@@ -19,19 +19,30 @@ Rules (``OMNI_IDENTITY_*``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import String, Table, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from omniretail.core.errors import AppError, not_found
 from omniretail.core.ids import new_id
-from omniretail.core.timeutil import utcnow
+from omniretail.core.timeutil import as_utc, utcnow
 from omniretail.customer import domain
 from omniretail.customer.bulk import insert_rows
 from omniretail.customer.crypto import KeyRing, encrypt_text, key_ring
@@ -107,20 +118,33 @@ def in_param(column: Any, name: str, dialect: str) -> Any:
 # running it on a small batch).
 
 
-@lru_cache(maxsize=4)
-def _prefetch_statement(dialect: str) -> Any:
-    return (
-        select(
-            Identifier.value_hash,
-            Identifier.type,
-            Identifier.profile_id,
-            Identifier.shared,
-            Profile.root_id,
-            Profile.last_seen_at,
-        )
-        .join(Profile, Profile.id == Identifier.profile_id)
-        .where(in_param(Identifier.value_hash, "hashes", dialect))
-    )
+# The hottest query of the batch, in driver SQL: rows straight from the driver (last-seen
+# times stay as the driver returns them; only each person's latest is converted).
+_PREFETCH_SQL = (
+    "SELECT i.value_hash, i.type, i.profile_id, i.shared, p.root_id, p.last_seen_at "
+    "FROM customer_identifiers AS i JOIN customer_profiles AS p ON p.id = i.profile_id "
+    "WHERE i.value_hash "
+)
+
+
+def _prefetch_rows(conn: Connection, hashes: Sequence[str]) -> Sequence[Any]:
+    if conn.dialect.name == "postgresql":
+        return conn.exec_driver_sql(_PREFETCH_SQL + "= ANY(%s)", (list(hashes),)).fetchall()
+    marks = ", ".join("?" * len(hashes))
+    return conn.exec_driver_sql(f"{_PREFETCH_SQL}IN ({marks})", tuple(hashes)).fetchall()
+
+
+def _time_of(conn: Connection) -> Callable[[Any], datetime | None]:
+    """Converts a last-seen time as the driver returns it (SQLite: text in SQLAlchemy's
+    storage format, which sorts like the times) into an aware UTC datetime."""
+    column = cast(Table, Profile.__table__).c.last_seen_at
+    process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+
+    def convert(value: Any) -> datetime | None:
+        parsed = process(value) if process is not None and value is not None else value
+        return None if parsed is None else as_utc(parsed)
+
+    return convert
 
 
 @lru_cache(maxsize=4)
@@ -233,8 +257,9 @@ class Resolver:
         self.limits = settings.identity_limits
         self.shared_threshold = settings.identity_shared_device_users
         self.known: dict[str, Ident | None] = {}
-        # latest event before this batch of the person's profiles seen in it, per root
-        self.last_seen: dict[str, datetime | None] = {}
+        # latest event before this batch of the person's profiles seen in it, per root, as
+        # the driver returns it (see ``people_last_seen``)
+        self.last_seen: dict[str, Any] = {}
         self.checked_pairs: set[tuple[str, str]] = set()
         self.created_profiles: list[str] = []
         self._new: set[str] = set()
@@ -264,11 +289,10 @@ class Resolver:
         if not wanted:
             return
         conn = self.session.connection()
-        statement = _prefetch_statement(self.dialect)
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
-            rows = conn.execute(statement, {"hashes": chunk}).all()
-            found = {r[0]: Ident(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+            rows = _prefetch_rows(conn, chunk)
+            found = {r[0]: Ident(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows}
             for r in rows:
                 seen = self.last_seen.get(r[4])
                 if seen is None or (r[5] is not None and r[5] > seen):
@@ -404,12 +428,13 @@ class Resolver:
         """Each current person's latest event before this batch, from the last-seen times of
         their profiles that own identifiers of the batch (people merged in the batch take the
         latest of their parts; people created in the batch have none)."""
-        out: dict[str, datetime | None] = {}
+        latest: dict[str, Any] = {}
         for root, seen in self.last_seen.items():
             person = self._root(root)
-            best = out.get(person)
-            out[person] = seen if best is None or (seen is not None and seen > best) else best
-        return out
+            best = latest.get(person)
+            latest[person] = seen if best is None or (seen is not None and seen > best) else best
+        convert = _time_of(self.session.connection())
+        return {person: convert(seen) for person, seen in latest.items()}
 
     def _root(self, profile_id: str) -> str:
         """The current person of a profile (in-batch merges update ``known`` roots)."""
