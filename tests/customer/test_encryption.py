@@ -1,5 +1,9 @@
 """Personal data is encrypted at rest with per-person keys; lookups use a blind index."""
 
+import hashlib
+import hmac
+
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
@@ -78,3 +82,14 @@ def test_master_key_rotation_rewraps_data_keys_and_data_stays_readable(session, 
         assert service.customer_view(session, cid, pii=True)["email"] == "ada@example.org"
     finally:
         crypto._ring.cache_clear()
+
+
+@pytest.mark.parametrize("index_key", [b"short-key", b"k" * 100])
+def test_blind_index_is_hmac_sha256_of_type_and_value(index_key):
+    # given a key shorter and one longer than the SHA-256 block
+    ring = crypto.KeyRing(crypto.key_ring().master, index_key)
+    # when / then
+    assert (
+        ring.blind_index("email", "ada@example.org")
+        == hmac.new(index_key, b"email\x1fada@example.org", hashlib.sha256).hexdigest()
+    )

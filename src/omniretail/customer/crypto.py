@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,41 @@ from omniretail.core.errors import AppError
 from omniretail.customer.settings import get_customer_settings
 
 
+class _BlindIndex:
+    """HMAC-SHA256 under one key, with the keyed inner and outer SHA-256 states computed once
+    (RFC 2104): each value then costs two hash copies instead of re-keying, the same result
+    as ``hmac.new(key, message, sha256).hexdigest()`` (checked when built)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # the SHA-256 block size
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def __call__(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
 @dataclass(frozen=True)
 class KeyRing:
     master: MultiFernet
     index_key: bytes
+    _index: _BlindIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = _BlindIndex(self.index_key)
+        probe = b"omniretail\x1fblind-index"
+        if index(probe) != hmac.new(self.index_key, probe, hashlib.sha256).hexdigest():
+            raise AssertionError("blind index differs from HMAC-SHA256")  # pragma: no cover
+        object.__setattr__(self, "_index", index)
 
     def blind_index(self, kind: str, normalised: str) -> str:
-        message = f"{kind}\x1f{normalised}".encode()
-        return hmac.digest(self.index_key, message, "sha256").hex()  # = hmac.new().hexdigest()
+        return self._index(f"{kind}\x1f{normalised}".encode())
 
     def new_data_key(self) -> tuple[Fernet, str]:
         raw = Fernet.generate_key()

@@ -646,6 +646,17 @@ _TRAITS_SQL = (
     "phone_enc = COALESCE({p}, phone_enc), first_name_enc = COALESCE({p}, first_name_enc), "
     "last_name_enc = COALESCE({p}, last_name_enc), updated_at = {p} WHERE id = {p}"
 )
+_TRAITS_PG = (
+    "UPDATE customer_profiles AS p SET traits = u.traits::json, "
+    "email_enc = COALESCE(u.email_enc, p.email_enc), "
+    "phone_enc = COALESCE(u.phone_enc, p.phone_enc), "
+    "first_name_enc = COALESCE(u.first_name_enc, p.first_name_enc), "
+    "last_name_enc = COALESCE(u.last_name_enc, p.last_name_enc), updated_at = u.updated_at "
+    "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::timestamptz[], %b::text[]) "
+    "AS u(traits, email_enc, phone_enc, first_name_enc, last_name_enc, updated_at, id) "
+    "WHERE p.id = u.id"
+)
 _TRAITS_COLUMNS = (
     "traits",
     "email_enc",
@@ -755,8 +766,13 @@ def apply_traits(session: Session, identifies: Sequence[tuple[TrackedEvent, str]
         )
         for pid, change in sorted(changes.items())
     ]
-    if rows:
-        params = processed(conn, _profiles, _TRAITS_COLUMNS, rows)
+    if not rows:
+        return
+    params = processed(conn, _profiles, _TRAITS_COLUMNS, rows)
+    if conn.dialect.name == "postgresql":
+        arrays = tuple(list(column) for column in zip(*params, strict=True))
+        conn.exec_driver_sql(_TRAITS_PG, arrays)
+    else:
         conn.exec_driver_sql(_driver_sql(conn, _TRAITS_SQL), params)
 
 
