@@ -74,13 +74,15 @@ class _SQLiteWriter:
         self._threads = threading.Lock()
         self._path = f"{database_path}.ingest-lock" if database_path else None
         self._fd: int | None = None
+        self._pid = 0  # the process that opened _fd (a forked child opens its own)
 
     def __enter__(self) -> None:
         self._threads.acquire()
         try:
             if self._path is not None and fcntl is not None:
-                if self._fd is None:
+                if self._fd is None or self._pid != os.getpid():
                     self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._pid = os.getpid()
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError:
             self._path = None  # no lock file (read-only directory...): threads only
