@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from omniretail.core.money import currency_exponent
@@ -335,6 +336,17 @@ def _split_keys(
 def to_minor(amount: Any, currency: str) -> int | None:
     if amount is None or isinstance(amount, bool):
         return None
+    if isinstance(amount, int | float | str):
+        return _to_minor_cached(amount, currency)  # prices repeat across a batch
+    return _to_minor(amount, currency)
+
+
+@lru_cache(maxsize=4096)
+def _to_minor_cached(amount: int | float | str, currency: str) -> int | None:
+    return _to_minor(amount, currency)
+
+
+def _to_minor(amount: Any, currency: str) -> int | None:
     try:
         value = Decimal(str(amount))
     except InvalidOperation:
