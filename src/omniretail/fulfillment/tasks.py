@@ -188,42 +188,62 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
-def _view(session: Session, task: FulfillmentTask, now: datetime | None = None) -> TaskView:
+def _views(
+    session: Session, tasks: Sequence[FulfillmentTask], now: datetime | None = None
+) -> list[TaskView]:
+    """Views of several tasks: their lines and shipments in one query each."""
     at = now or utcnow()
-    lines = session.scalars(
-        select(FulfillmentTaskLine)
-        .where(FulfillmentTaskLine.task_id == task.id)
-        .order_by(FulfillmentTaskLine.id)
-    ).all()
-    shipments = session.scalars(
-        select(Shipment.id).where(Shipment.task_id == task.id).order_by(Shipment.created_at)
-    ).all()
-    due = as_utc(task.due_at)
-    return TaskView(
-        id=task.id,
-        order_id=task.order_id,
-        group_id=task.group_id,
-        channel_id=task.channel_id,
-        kind=task.kind,
-        method=task.method,
-        state=task.state,
-        location_id=task.location_id,
-        pickup_location_id=task.pickup_location_id,
-        reservation_id=task.reservation_id,
-        assignee=task.assignee,
-        parent_id=task.parent_id,
-        due_at=due,
-        overdue=task.state in ("assigned", "picking", "picked", "packed") and at > due,
-        ready_at=_aware(task.ready_at),
-        collect_by=_aware(task.collect_by),
-        handed_over_at=_aware(task.handed_over_at),
-        next_step=next_state(task.kind, task.state) if task.state != "cancelled" else None,
-        lines=[TaskLineView(x.sku, x.title, x.quantity, x.picked, x.short) for x in lines],
-        history=list(task.history or []),
-        created_at=as_utc(task.created_at),
-        updated_at=as_utc(task.updated_at),
-        shipments=list(shipments),
-    )
+    ids = [t.id for t in tasks]
+    lines: dict[str, list[TaskLineView]] = defaultdict(list)
+    shipments: dict[str, list[str]] = defaultdict(list)
+    if ids:
+        for x in session.scalars(
+            select(FulfillmentTaskLine)
+            .where(FulfillmentTaskLine.task_id.in_(ids))
+            .order_by(FulfillmentTaskLine.id)
+        ):
+            lines[x.task_id].append(TaskLineView(x.sku, x.title, x.quantity, x.picked, x.short))
+        for task_id, shipment_id in session.execute(
+            select(Shipment.task_id, Shipment.id)
+            .where(Shipment.task_id.in_(ids))
+            .order_by(Shipment.created_at)
+        ):
+            shipments[task_id].append(shipment_id)
+    out = []
+    for task in tasks:
+        due = as_utc(task.due_at)
+        out.append(
+            TaskView(
+                id=task.id,
+                order_id=task.order_id,
+                group_id=task.group_id,
+                channel_id=task.channel_id,
+                kind=task.kind,
+                method=task.method,
+                state=task.state,
+                location_id=task.location_id,
+                pickup_location_id=task.pickup_location_id,
+                reservation_id=task.reservation_id,
+                assignee=task.assignee,
+                parent_id=task.parent_id,
+                due_at=due,
+                overdue=task.state in ("assigned", "picking", "picked", "packed") and at > due,
+                ready_at=_aware(task.ready_at),
+                collect_by=_aware(task.collect_by),
+                handed_over_at=_aware(task.handed_over_at),
+                next_step=next_state(task.kind, task.state) if task.state != "cancelled" else None,
+                lines=lines[task.id],
+                history=list(task.history or []),
+                created_at=as_utc(task.created_at),
+                updated_at=as_utc(task.updated_at),
+                shipments=shipments[task.id],
+            )
+        )
+    return out
+
+
+def _view(session: Session, task: FulfillmentTask, now: datetime | None = None) -> TaskView:
+    return _views(session, [task], now)[0]
 
 
 def _row(session: Session, task_id: str, *, lock: bool = False) -> FulfillmentTask:
@@ -272,7 +292,7 @@ def list_tasks(
     rows = session.scalars(
         stmt.order_by(FulfillmentTask.due_at, FulfillmentTask.id).limit(limit)
     ).all()
-    return [_view(session, t, now) for t in rows]
+    return _views(session, rows, now)
 
 
 @dataclass(frozen=True)
@@ -451,7 +471,7 @@ def create_tasks_for_order(
                     due_from=as_utc(order.placed_at),
                 )
             )
-    return [_view(session, t, at) for t in created]
+    return _views(session, created, at)
 
 
 # --- moving the order along -------------------------------------------------------------------
@@ -613,7 +633,7 @@ def record_pick(
     return PickOutcome(
         task=_view(session, task, at),
         short=short,
-        resourced=[_view(session, t, at) for t in resourced],
+        resourced=_views(session, resourced, at),
         unavailable=unavailable,
     )
 
@@ -735,11 +755,15 @@ def _pick_exception(
                 for x in view.lines:
                     left[x.sku] -= x.quantity
     capable = {"ship", "ship_from_store"}
+    shipping = {
+        loc.id
+        for loc in inventory.list_locations(session, active=True)
+        if capable & set(loc.capabilities or ())
+    }
     others = [
         loc
         for loc in inventory.channel_context(session, task.channel_id).location_ids
-        if loc not in exclude
-        and capable & set(inventory.get_location(session, loc).capabilities or ())
+        if loc not in exclude and loc in shipping
     ]
     for sku in sorted(left):
         for location_id in others:

@@ -748,21 +748,7 @@ def apply_changes(
         sellable_delta = c.on_hand - c.allocated - c.safety
         if sellable_delta:
             sellable = row.on_hand - row.allocated - row.safety_stock
-            for ev in stock_level_events(
-                sellable - sellable_delta, sellable, row.low_stock_threshold
-            ):
-                emit(
-                    session,
-                    ev.topic,
-                    {
-                        "sku": row.sku,
-                        "variant_id": row.variant_id,
-                        "location_id": row.location_id,
-                        "available": ev.available,
-                        "low_stock_threshold": row.low_stock_threshold,
-                    },
-                    aggregate_id=row.sku,
-                )
+            _emit_stock_levels(session, row, sellable - sellable_delta, sellable)
     if ledger:
         session.execute(insert(LEDGER), ledger)
     return after
@@ -1828,6 +1814,24 @@ def _view_after(
     return get_reservation(session, header.id, now)
 
 
+def _emit_stock_levels(session: Session, row: Any, before: int, after: int) -> None:
+    """Low-stock, out-of-stock and back-in-stock events of one stock row whose sellable
+    quantity went from ``before`` to ``after``."""
+    for ev in stock_level_events(before, after, row.low_stock_threshold):
+        emit(
+            session,
+            ev.topic,
+            {
+                "sku": row.sku,
+                "variant_id": row.variant_id,
+                "location_id": row.location_id,
+                "available": ev.available,
+                "low_stock_threshold": row.low_stock_threshold,
+            },
+            aggregate_id=row.sku,
+        )
+
+
 def _apply_unconditional(
     session: Session, changes: Sequence[Change], now: datetime
 ) -> dict[int, Any]:
@@ -1888,19 +1892,7 @@ def _apply_unconditional(
         row = after[c.stock_id]
         before = sellable[c.stock_id]
         sellable[c.stock_id] = before + delta
-        for ev in stock_level_events(before, before + delta, row.low_stock_threshold):
-            emit(
-                session,
-                ev.topic,
-                {
-                    "sku": row.sku,
-                    "variant_id": row.variant_id,
-                    "location_id": row.location_id,
-                    "available": ev.available,
-                    "low_stock_threshold": row.low_stock_threshold,
-                },
-                aggregate_id=row.sku,
-            )
+        _emit_stock_levels(session, row, before, before + delta)
     return after
 
 
