@@ -104,7 +104,7 @@ def setup(url: str, workers: int, last_units: int) -> dict[str, Any]:
             lines = [("HOT", HUGE), ("LAST", units), ("NAIVE", units)]
             lines += [(f"U{i}", HUGE) for i in range(workers)]
             service.record_movement(s, location_id=loc, reason="receipt", lines=lines)
-    engine.dispose()
+    db.dispose()
     return {"locations": locs}
 
 
@@ -160,8 +160,7 @@ def worker(
                     if not _naive_reserve(db, sku, locations):
                         break
                 else:
-                    with db.unit_of_work() as s:
-                        service.reserve(s, [(sku, 1)], locations=locations, strategy="any")
+                    service.reserve_standalone(db, [(sku, 1)], locations=locations, strategy="any")
                 done += 1
             except AppError as exc:
                 if exc.code == "insufficient_stock" and exc.details.get("available") == 0:
@@ -182,7 +181,7 @@ def worker(
         t.join()
     cpu = time.process_time() - cpu
     out.put((sum(r[0] for r in results), sum(r[1] for r in results), cpu))
-    engine.dispose()
+    db.dispose()
 
 
 @dataclass

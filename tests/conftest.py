@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from omniretail.all_models import metadata
@@ -69,6 +70,13 @@ class RolledBackDatabase(Database):
         )
         self._read = factory
         self._write = factory
+        self._connection = connection
+
+    @contextmanager
+    def statement_connection(self) -> Iterator[Connection]:
+        # The one-statement path joins the outer transaction too, in a savepoint of its own.
+        with self._connection.begin_nested():  # type: ignore[attr-defined]
+            yield self._connection  # type: ignore[misc]
 
 
 @pytest.fixture()

@@ -28,7 +28,17 @@ def _run_threads(target, count):
     assert not any(t.is_alive() for t in threads), "a worker hung (deadlock?)"
 
 
-def test_last_units_over_three_locations_are_reserved_exactly_once(pg_db):
+def _reserve_in_a_unit_of_work(db, items, **options):
+    with db.unit_of_work() as s:
+        return service.reserve(s, items, **options)
+
+
+@pytest.mark.parametrize(
+    "reserve",
+    [_reserve_in_a_unit_of_work, service.reserve_standalone],
+    ids=["unit_of_work", "standalone"],
+)
+def test_last_units_over_three_locations_are_reserved_exactly_once(pg_db, reserve):
     # Given 20 units spread 7/5/8 over three locations
     with pg_db.unit_of_work() as s:
         make_skus(s, "LAST")
@@ -45,8 +55,7 @@ def test_last_units_over_three_locations_are_reserved_exactly_once(pg_db):
         barrier.wait()
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                with pg_db.unit_of_work() as s:
-                    view = service.reserve(s, [("LAST", want)], locations=locs, strategy="any")
+                view = reserve(pg_db, [("LAST", want)], locations=locs, strategy="any")
                 reserved.append(view.quantity)
                 attempts.append(attempt)
                 return

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from omniretail.core.config import get_settings
@@ -104,6 +106,36 @@ class Database:
             else engine
         )
         self._write = sessionmaker(bind=writer, expire_on_commit=False, autoflush=True)
+
+    @cached_property
+    def autocommit(self) -> Engine:
+        """PostgreSQL: a small pool of connections in autocommit mode, for work that is one
+        self-contained statement (no BEGIN and COMMIT round trips). Its connections never
+        hold a transaction, so they need no reset when they go back to the pool."""
+        pool = self.engine.pool
+        size = pool.size() if isinstance(pool, QueuePool) else 5
+        return create_engine(
+            self.engine.url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=size,
+            max_overflow=size,
+            pool_pre_ping=getattr(pool, "_pre_ping", True),  # as the main pool (no accessor)
+            pool_reset_on_return=None,
+        )
+
+    @contextmanager
+    def statement_connection(self) -> Iterator[Connection]:
+        """A connection for work that is one self-contained statement (it writes everything or
+        nothing by itself): on PostgreSQL from the autocommit pool, so the statement is its own
+        transaction, with no BEGIN and COMMIT round trips."""
+        with self.autocommit.connect() as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        """Close every pooled connection (both pools)."""
+        if "autocommit" in self.__dict__:
+            self.autocommit.dispose()
+        self.engine.dispose()
 
     def session(self, write: bool = True) -> Session:
         return (self._write if write else self._read)()

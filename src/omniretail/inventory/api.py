@@ -6,7 +6,7 @@ import base64
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from omniretail.catalog import service as catalog
 from omniretail.core.auth import Principal, Role
@@ -19,6 +19,7 @@ from omniretail.core.web import (
     SessionDep,
     TransactionalRoute,
     check_locations,
+    database_of,
     error_doc,
     require,
     storefront,
@@ -248,7 +249,11 @@ def _reservation_for(session: Any, principal: Principal, reservation_id: str) ->
     summary="Reserve stock for a cart or an order line (may split across locations)",
 )
 def create_reservation(
-    body: ReservationIn, session: SessionDep, principal: Shopper, _: None = Idempotent
+    body: ReservationIn,
+    request: Request,
+    session: SessionDep,
+    principal: Shopper,
+    _: None = Idempotent,
 ) -> ReservationOut:
     channel = body.channel
     locations = body.locations
@@ -261,16 +266,22 @@ def create_reservation(
     elif principal.role is Role.STORE_ASSOCIATE:
         locations = locations or list(principal.location_ids)
         _at(principal, locations)
-    view = service.reserve(
-        session,
-        [(line.sku, line.quantity) for line in body.items],
-        channel=channel,
-        locations=locations,
-        strategy=body.strategy,
-        ttl_seconds=body.ttl_seconds,
-        reference=body.reference,
-        kind=body.kind,
-    )
+    items = [(line.sku, line.quantity) for line in body.items]
+    options: dict[str, Any] = {
+        "channel": channel,
+        "locations": locations,
+        "strategy": body.strategy,
+        "ttl_seconds": body.ttl_seconds,
+        "reference": body.reference,
+        "kind": body.kind,
+    }
+    if request.state.idempotency is not None:
+        # The idempotency record commits with the hold, in the request's transaction.
+        return ReservationOut.model_validate(service.reserve(session, items, **options))
+    # Nothing else to commit with the hold: end the request's read-only transaction (the
+    # credential and channel checks) and let the hold be its own unit of work.
+    session.commit()
+    view = service.reserve_standalone(database_of(request), items, **options)
     return ReservationOut.model_validate(view)
 
 
