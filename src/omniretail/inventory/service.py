@@ -20,7 +20,6 @@ Services flush, never commit.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import weakref
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
+import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -2408,7 +2408,7 @@ def _positive_atp(
     # One decode of all the objects (the JSON decoder shares the repeated keys); the main
     # objects come first, then the corrections for rows with expired holds.
     rows = sorted(rows, key=lambda row: row[0])
-    decoded = json.loads("[" + ",".join(v for _, _, v in rows) + "]")
+    decoded = orjson.loads("[" + ",".join(v for _, _, v in rows) + "]")
     out: dict[str, dict[str, int]] = {}
     for (fix, k, _), obj in zip(rows, decoded, strict=True):
         if not fix:
