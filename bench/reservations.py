@@ -1,11 +1,12 @@
 """Reservations under contention: throughput, oversells, a naive baseline and pgbench.
 
-Runs the real service (``inventory.service.reserve``, one unit of work per reservation: a
-session, its transaction and the commit, as in an API request, without HTTP) over 8 client
-connections, on PostgreSQL and on SQLite. The connections are shared by 2 client processes
-(threads within each: the GIL is released while a thread waits for the database), as pgbench
-drives its 8 connections from 2 threads (``-j 2``); the pool keeps the connections open and
-does not ping them before each use, as pgbench keeps its own.
+Runs the real service (``inventory.service.reserve_standalone``: a hold that is its own unit
+of work, what ``POST /reservations`` runs without an Idempotency-Key, without HTTP; on
+PostgreSQL one autocommit statement for a one-line hold, else a session, its transaction and
+the commit) over 8 client connections, on PostgreSQL and on SQLite. The connections are
+shared by 2 client processes (threads within each: the GIL is released while a thread waits
+for the database), as pgbench drives its 8 connections from 2 threads (``-j 2``); the pools
+keep the connections open and do not ping them before each use, as pgbench keeps its own.
 
 * ``contention=high``: every client reserves 1 unit of the same SKU from any of 3 locations;
   also sells out the last N units (``oversells`` = units promised beyond stock, must be 0) and
@@ -143,8 +144,8 @@ def worker(
     """One client process driving ``threads`` connections (a thread each: the GIL is released
     while a thread waits for the database, as pgbench's ``-j`` threads multiplex theirs). The
     pool keeps one connection per thread open and does not ping it before each use, as
-    pgbench keeps its connections; each reservation is its own unit of work (session,
-    transaction, commit), as in an API request."""
+    pgbench keeps its connections; each reservation is its own unit of work, as in an API
+    request without an Idempotency-Key."""
     engine = make_engine(url, pool_size=threads, max_overflow=0, pool_pre_ping=False)
     db = Database(engine)
     results: list[tuple[int, int]] = []
