@@ -5,9 +5,12 @@ the transactional path otherwise. Same results and the same refusals as ``reserv
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from omniretail.api import create_app
 from omniretail.catalog import service as catalog
+from omniretail.core import auth
 from omniretail.core.errors import AppError
 from omniretail.inventory import service
 from omniretail.inventory.models import LedgerEntry
@@ -133,4 +136,30 @@ def test_standalone_holds_of_several_lines_take_the_transactional_path(database)
     # Then both lines are held and the balances audit clean
     assert sorted((x.sku, x.quantity) for x in view.lines) == [("CUP", 2), ("PLATE", 1)]
     with database.unit_of_work(write=False) as s:
+        assert service.verify(s).drift == []
+
+
+def test_post_reservations_without_a_key_holds_once_and_a_short_one_changes_nothing(pg_db):
+    # Given 3 units at a and 2 at b, committed, and the API served on that database
+    a, b = _stock(pg_db)
+    with pg_db.unit_of_work() as s:
+        key, _ = auth.create_api_key(s, "test admin", "admin")
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(pg_db)) as client:
+        # When 4 units are reserved from any location, then 2 more (only 1 is left)
+        body = {"items": [{"sku": "MUG", "quantity": 4}], "locations": [a, b]}
+        first = client.post("/api/v1/reservations", json=body, headers=headers)
+        with pg_db.unit_of_work(write=False) as s:
+            before = snapshot(s)
+        body["items"][0]["quantity"] = 2
+        second = client.post("/api/v1/reservations", json=body, headers=headers)
+    # Then the first holds 4 units (a preferred hold splits: 3 at a, 1 at b), the second is
+    # 409 with 1 available and wrote nothing
+    assert first.status_code == 201, first.text
+    lines = sorted((x["location_id"], x["quantity"]) for x in first.json()["lines"])
+    assert lines == sorted([(a, 3), (b, 1)])
+    assert second.status_code == 409
+    assert second.json()["error"]["details"] == {"sku": "MUG", "requested": 2, "available": 1}
+    with pg_db.unit_of_work(write=False) as s:
+        assert snapshot(s) == before
         assert service.verify(s).drift == []
