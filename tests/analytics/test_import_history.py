@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from omniretail.analytics import cli as analytics_cli
 from omniretail.analytics import service
-from omniretail.analytics.models import SalesLine
+from omniretail.analytics.models import CustomerDim, OrderFact, SalesLine
 from omniretail.cli import app
 from omniretail.core import events
 from omniretail.core.errors import AppError
@@ -365,3 +365,44 @@ def ord_id(invoice: str, local_hour: str) -> str:
     """The id of an imported invoice (January: UK local time is UTC)."""
     at = datetime.strptime(local_hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
     return history.historic_order_id(SYSTEM, invoice, at)
+
+
+def _analytics_keys(session) -> dict[str, set]:
+    return {
+        "orders": set(session.scalars(select(OrderFact.customer_key).distinct())),
+        "lines": set(session.scalars(select(SalesLine.customer_key).distinct())),
+        "customers": set(session.scalars(select(CustomerDim.customer_key))),
+    }
+
+
+def test_with_customers_the_analytics_facts_are_keyed_by_the_profile_id(session, web):
+    # given the shop file (customer 17850 and guests)
+    # when it is imported with --customers
+    report = import_shop(session, create_orders=False, create_customers=True)
+    # then the customer's two invoices, their lines and the dimension use the profile id
+    cid = customer_id(session, "17850")
+    assert cid is not None and cid.startswith("cus_")
+    assert _analytics_keys(session) == {
+        "orders": {cid, None},
+        "lines": {cid, None},
+        "customers": {cid},
+    }
+    assert report.facts_rekeyed == 2
+
+
+def test_a_plain_import_is_keyed_by_profile_once_customers_are_added(session, web):
+    # given the file was imported into the analytics store only (raw CustomerIDs)
+    service.import_online_retail(session, csv_text(SHOP))
+    assert _analytics_keys(session)["customers"] == {"17850"}
+    first_seen = session.scalar(select(CustomerDim.first_seen_at))
+    # when it is imported again with --customers
+    report = import_shop(session, create_orders=False, create_customers=True)
+    # then nothing is imported twice and the earlier facts now carry the profile id
+    cid = customer_id(session, "17850")
+    assert (report.imported_rows, report.facts_rekeyed) == (0, 2)
+    assert _analytics_keys(session) == {
+        "orders": {cid, None},
+        "lines": {cid, None},
+        "customers": {cid},
+    }
+    assert session.scalar(select(CustomerDim.first_seen_at)) == first_seen

@@ -91,3 +91,11 @@ def test_import_of_the_real_file_with_orders_puts_every_invoice_in_the_order_con
         order_total.where(Order.source == "import_credit")
     ) == -session.scalar(returned)
     assert report.timeline_facts_created == 22_190
+    # and the analytics store knows the customers by their profile ids, as live orders do
+    keys = session.scalars(
+        select(OrderFact.customer_key).where(OrderFact.customer_key.is_not(None)).distinct()
+    ).all()
+    assert len(keys) == README_FIGURES["customers"]
+    assert all(key.startswith("cus_") for key in keys)
+    with_customer = select(func.count()).where(OrderFact.customer_key.is_not(None))
+    assert report.facts_rekeyed == session.scalar(with_customer.select_from(OrderFact))

@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from omniretail.analytics.domain import SERVICE_CODES, VOUCHER_PATTERN, Kind, LineType
@@ -141,6 +141,7 @@ class ImportReport:
     invoices_already_ordered: int = 0  # in the order context since an earlier run
     invoices_without_order_lines: int = 0  # stock adjustments only: not an order
     timeline_facts_created: int = 0
+    facts_rekeyed: int = 0  # analytics orders moved from the CustomerID to the profile id
     amount_minor_imported: int = 0
     amount_minor_rejected: int = 0
     currency: str = "GBP"
@@ -847,6 +848,9 @@ def _write_history(
     report.customer_profiles_created = customers.created
     report.customer_profiles_existing = customers.existing
     report.customer_ids_refused = len(customers.refused)
+    notify("profile keys", 0, 1)
+    report.facts_rekeyed = key_facts_by_profile(session, source, customers.ids)
+    notify("profile keys", 1, 1)
     if not create_orders:
         return
     invoices, adjustments_only = history_invoices(prepared, customers.ids)
@@ -858,6 +862,62 @@ def _write_history(
     report.invoices_already_ordered = done.skipped
     report.invoices_without_order_lines = adjustments_only + done.empty
     report.timeline_facts_created = done.timeline_facts
+
+
+_REKEY_ORDERS = text(
+    "UPDATE analytics_orders SET customer_key = :new WHERE customer_key = :old AND source = :source"
+)
+# A line takes its order's key (``analytics_orders`` is unique on (source, order_ref)).
+_REKEY_LINES = text(
+    """
+    UPDATE analytics_sales_lines SET customer_key = (
+        SELECT o.customer_key FROM analytics_orders AS o
+        WHERE o.source = analytics_sales_lines.source
+          AND o.order_ref = analytics_sales_lines.order_ref)
+    WHERE source = :source AND customer_key IS NOT NULL
+      AND EXISTS (
+        SELECT 1 FROM analytics_orders AS o
+        WHERE o.source = analytics_sales_lines.source
+          AND o.order_ref = analytics_sales_lines.order_ref
+          AND o.customer_key <> analytics_sales_lines.customer_key)
+    """
+)
+# The profile's dimension row: the earliest first sighting, the country it had if any.
+_REKEY_DIM = text(
+    """
+    INSERT INTO analytics_customers (customer_key, country, first_seen_at)
+    SELECT :new, country, first_seen_at FROM analytics_customers WHERE customer_key = :old
+    ON CONFLICT (customer_key) DO UPDATE SET
+        country = coalesce(analytics_customers.country, excluded.country),
+        first_seen_at = CASE WHEN excluded.first_seen_at < analytics_customers.first_seen_at
+                             THEN excluded.first_seen_at
+                             ELSE analytics_customers.first_seen_at END
+    """
+)
+_DROP_UNUSED_DIM = text(
+    """
+    DELETE FROM analytics_customers WHERE customer_key = :old
+      AND NOT EXISTS (SELECT 1 FROM analytics_orders WHERE customer_key = :old)
+      AND NOT EXISTS (SELECT 1 FROM analytics_sessions WHERE customer_key = :old)
+    """
+)
+
+
+def key_facts_by_profile(session: Session, source: str, profile_ids: dict[str, str]) -> int:
+    """Re-key this source's analytics facts from the file's CustomerID to the customer
+    profile id (what live orders record), so a historic customer who also buys online is
+    one customer in every KPI, and the order context, the customer 360 and the analytics
+    store agree. Facts imported earlier without ``--customers`` are re-keyed too. CustomerIDs
+    the customer context refused keep their raw key. Returns the orders re-keyed."""
+    pairs = [{"old": old, "new": new, "source": source} for old, new in profile_ids.items()]
+    if not pairs:
+        return 0
+    connection = session.connection()
+    result = connection.execute(_REKEY_ORDERS, pairs)
+    connection.execute(_REKEY_LINES, {"source": source})
+    connection.execute(_REKEY_DIM, pairs)
+    connection.execute(_DROP_UNUSED_DIM, pairs)
+    return max(0, result.rowcount)
 
 
 def history_invoices(
