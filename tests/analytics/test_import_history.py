@@ -406,3 +406,27 @@ def test_a_plain_import_is_keyed_by_profile_once_customers_are_added(session, we
         "customers": {cid},
     }
     assert session.scalar(select(CustomerDim.first_seen_at)) == first_seen
+
+
+def test_an_erased_customer_is_not_brought_back_by_a_later_import(session, web):
+    # given the shop was imported with its orders and customer 17850 was then erased
+    import_shop(session)
+    cid = customer_id(session, "17850")
+    customers.erase_customer(session, cid, actor="test", reason="customer request")
+    session.commit()
+    profiles_before = history_counts(session)["profiles"]
+    # when a later file with a new invoice of 17850 is imported with --orders
+    later = [row("700009", "20001A", "2", "2011-02-01 10:00:00", "2.55", customer="17850")]
+    report = service.import_online_retail(session, csv_text(later), create_orders=True)
+    session.commit()
+    # then no profile comes back: the number is left out, its invoice is a guest order
+    assert (report.customer_profiles_created, report.customer_ids_suppressed) == (0, 1)
+    assert customer_id(session, "17850") is None
+    assert history_counts(session)["profiles"] == profiles_before
+    orders = session.scalars(select(Order).where(Order.source == "import")).all()
+    assert [o.customer_id for o in orders if o.total == 510] == [None]
+    fact = session.scalar(select(OrderFact).where(OrderFact.order_ref == "700009"))
+    assert fact is not None and fact.customer_key is None
+    assert session.scalars(
+        select(SalesLine.customer_key).where(SalesLine.order_ref == "700009")
+    ).all() == [None]

@@ -14,7 +14,14 @@ from omniretail.cli import app as omni
 from omniretail.core.db import set_database
 from omniretail.core.models import OutboxEvent
 from omniretail.customer import service, tracking
-from omniretail.customer.models import CustomerEvent, DataKey, Erasure, Identifier, Profile
+from omniretail.customer.models import (
+    CustomerEvent,
+    DataKey,
+    Erasure,
+    Identifier,
+    Profile,
+    Suppression,
+)
 from tests.customer.helpers import create_customer
 
 PII = [
@@ -140,6 +147,27 @@ def test_erase_shreds_keys_keeps_the_order_and_writes_an_audit(client, session, 
         select(OutboxEvent.payload).where(OutboxEvent.topic == "customer.erased")
     ) == {"customer_id": cid, "profile_ids": [cid]}
     assert client.get(f"/api/v1/customers?email={PII[0]}", headers=admin).json()["items"] == []
+
+
+def test_erase_puts_the_identifiers_hashes_on_the_suppression_list(session):
+    # given a person with several identifiers (email, phone, user id, anonymous id, ...)
+    cid = _person(session)
+    identifiers = set(session.execute(select(Identifier.value_hash, Identifier.type)).all())
+    # when the person is erased
+    erasure = service.erase_customer(session, cid, actor="test", reason="art. 17 #2")
+    # then every identifier's blind-index hash and type is suppressed, and nothing else is kept
+    rows = session.execute(
+        select(Suppression.value_hash, Suppression.type, Suppression.erasure_id)
+    ).all()
+    assert {(h, t) for h, t, _ in rows} == identifiers
+    assert {e for _, _, e in rows} == {erasure.id}
+    assert erasure.counts["suppressed"] == len(identifiers)
+    assert [c.name for c in Suppression.__table__.columns] == [
+        "value_hash",
+        "type",
+        "erasure_id",
+        "created_at",
+    ]
 
 
 def test_erase_needs_admin_and_changes_nothing_otherwise(client, session, make_key):

@@ -198,6 +198,12 @@ def _print_import(report: importer.ImportReport, show: int) -> None:
                 if report.customer_ids_refused
                 else ""
             )
+            + (
+                f", {report.customer_ids_suppressed:,} CustomerIDs of erased customers "
+                "left out (guest orders)"
+                if report.customer_ids_suppressed
+                else ""
+            )
             + f"; {report.facts_rekeyed:,} analytics orders now keyed by profile id"
         )
     if report.orders_created or report.invoices_already_ordered or report.returns_created:

@@ -39,7 +39,7 @@ import gzip
 import hashlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +134,7 @@ class ImportReport:
     customer_profiles_created: int = 0
     customer_profiles_existing: int = 0
     customer_ids_refused: int = 0  # blocked values ("0", "null"): their invoices stay guest
+    customer_ids_suppressed: int = 0  # numbers of erased people: their invoices stay guest
     orders_created: int = 0
     returns_created: int = 0  # credits linked to their original order
     credit_notes_created: int = 0  # credits without a known original order
@@ -848,8 +849,11 @@ def _write_history(
     report.customer_profiles_created = customers.created
     report.customer_profiles_existing = customers.existing
     report.customer_ids_refused = len(customers.refused)
+    report.customer_ids_suppressed = len(customers.suppressed)
     notify("profile keys", 0, 1)
-    report.facts_rekeyed = key_facts_by_profile(session, source, customers.ids)
+    report.facts_rekeyed = key_facts_by_profile(
+        session, source, customers.ids, customers.suppressed
+    )
     notify("profile keys", 1, 1)
     if not create_orders:
         return
@@ -867,6 +871,9 @@ def _write_history(
 _REKEY_ORDERS = text(
     "UPDATE analytics_orders SET customer_key = :new WHERE customer_key = :old AND source = :source"
 )
+_GUEST_ORDERS = text(
+    "UPDATE analytics_orders SET customer_key = NULL WHERE customer_key = :old AND source = :source"
+)
 # A line takes its order's key (``analytics_orders`` is unique on (source, order_ref)).
 _REKEY_LINES = text(
     """
@@ -879,7 +886,7 @@ _REKEY_LINES = text(
         SELECT 1 FROM analytics_orders AS o
         WHERE o.source = analytics_sales_lines.source
           AND o.order_ref = analytics_sales_lines.order_ref
-          AND o.customer_key <> analytics_sales_lines.customer_key)
+          AND (o.customer_key IS NULL OR o.customer_key <> analytics_sales_lines.customer_key))
     """
 )
 # The profile's dimension row: the earliest first sighting, the country it had if any.
@@ -903,21 +910,28 @@ _DROP_UNUSED_DIM = text(
 )
 
 
-def key_facts_by_profile(session: Session, source: str, profile_ids: dict[str, str]) -> int:
+def key_facts_by_profile(
+    session: Session, source: str, profile_ids: dict[str, str], erased: Sequence[str] = ()
+) -> int:
     """Re-key this source's analytics facts from the file's CustomerID to the customer
     profile id (what live orders record), so a historic customer who also buys online is
     one customer in every KPI, and the order context, the customer 360 and the analytics
-    store agree. Facts imported earlier without ``--customers`` are re-keyed too. CustomerIDs
-    the customer context refused keep their raw key. Returns the orders re-keyed."""
+    store agree. Facts imported earlier without ``--customers`` are re-keyed too. The numbers
+    of erased people (``erased``) become guests; CustomerIDs the customer context refused
+    keep their raw key. Returns the orders re-keyed."""
     pairs = [{"old": old, "new": new, "source": source} for old, new in profile_ids.items()]
-    if not pairs:
+    guests = [{"old": old, "source": source} for old in erased]
+    if not pairs and not guests:
         return 0
     connection = session.connection()
-    result = connection.execute(_REKEY_ORDERS, pairs)
+    rekeyed = connection.execute(_REKEY_ORDERS, pairs).rowcount if pairs else 0
+    if guests:
+        connection.execute(_GUEST_ORDERS, guests)
     connection.execute(_REKEY_LINES, {"source": source})
-    connection.execute(_REKEY_DIM, pairs)
-    connection.execute(_DROP_UNUSED_DIM, pairs)
-    return max(0, result.rowcount)
+    if pairs:
+        connection.execute(_REKEY_DIM, pairs)
+    connection.execute(_DROP_UNUSED_DIM, [{"old": p["old"]} for p in pairs + guests])
+    return max(0, rekeyed)
 
 
 def history_invoices(

@@ -32,6 +32,7 @@ from omniretail.core.errors import AppError, invalid
 from omniretail.core.ids import new_id
 from omniretail.core.timeutil import as_utc, utcnow
 from omniretail.customer import domain
+from omniretail.customer import service as customer_service
 from omniretail.customer.crypto import key_ring
 from omniretail.customer.models import CustomerEvent, Identifier, Profile
 from omniretail.customer.settings import get_customer_settings
@@ -62,6 +63,8 @@ class CustomersImported:
     ids: dict[str, str] = field(default_factory=dict)
     # numbers that cannot identify anyone (blocked values such as "0" or "null")
     refused: list[str] = field(default_factory=list)
+    # numbers of erased people (the suppression list): no profile, their orders stay guest
+    suppressed: list[str] = field(default_factory=list)
 
 
 class HistoricFact(NamedTuple):
@@ -106,7 +109,8 @@ def import_customers(
 ) -> CustomersImported:
     """One profile per customer number of ``system`` that no profile has yet, with the
     identifier ``external:<system>`` and the given traits. Known numbers are left as they are;
-    every usable number is answered with its customer id. ``source`` is recorded on the new
+    every usable number is answered with its customer id, except the numbers of erased people
+    (on the suppression list), which get no profile. ``source`` is recorded on the new
     identifiers (default ``import:<system>``)."""
     kind = external_type(system)
     notify = progress or (lambda _stage, _done, _total: None)
@@ -120,6 +124,8 @@ def import_customers(
             result.refused.append(str(customer.external_id))
             continue
         wanted.setdefault(ring.blind_index(kind, value), (value, customer.traits))
+    for value_hash in customer_service.suppressed_hashes(session, list(wanted)):
+        result.suppressed.append(wanted.pop(value_hash)[0])
     hashes = list(wanted)
     notify("customers", 0, len(hashes))
     known: dict[str, str] = {}

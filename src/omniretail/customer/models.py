@@ -82,6 +82,19 @@ class Identifier(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Suppression(Base):
+    """An identifier of an erased person, as its blind-index hash only (no value): bulk imports
+    of another system's history must not bring that person back. Live sign-ups and tracking
+    are not suppressed: a person who comes back of their own accord is a new customer."""
+
+    __tablename__ = "customer_suppressions"
+
+    value_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    erasure_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class IdentityLink(Base):
     """Two identifiers seen together, why, and what identity resolution did about it."""
 

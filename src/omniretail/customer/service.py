@@ -50,6 +50,7 @@ from omniretail.customer.models import (
     IdentityLink,
     Merge,
     Profile,
+    Suppression,
 )
 from omniretail.customer.settings import get_customer_settings
 from omniretail.customer.tracking import PROFILE_STATS
@@ -1015,6 +1016,36 @@ def merge_dict(m: Merge) -> dict[str, Any]:
     }
 
 
+def suppress_identifiers(
+    session: Session, identifiers: Sequence[tuple[str, str]], erasure_id: str | None
+) -> int:
+    """Put (value hash, type) pairs on the suppression list; already listed ones are kept.
+    Returns how many were new."""
+    listed = set(
+        session.scalars(
+            select(Suppression.value_hash).where(
+                Suppression.value_hash.in_([h for h, _ in identifiers])
+            )
+        )
+    )
+    new = {h: kind for h, kind in identifiers if h not in listed}
+    session.add_all(
+        Suppression(value_hash=h, type=kind, erasure_id=erasure_id) for h, kind in new.items()
+    )
+    return len(new)
+
+
+def suppressed_hashes(session: Session, hashes: Sequence[str]) -> set[str]:
+    """Those of ``hashes`` that belong to erased people (see :func:`suppress_identifiers`)."""
+    found: set[str] = set()
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        found.update(
+            session.scalars(select(Suppression.value_hash).where(Suppression.value_hash.in_(chunk)))
+        )
+    return found
+
+
 def erase_customer(session: Session, customer_id: str, actor: str, reason: str) -> Erasure:
     """Right to erasure: crypto-shred the person's data keys, delete identifiers, addresses,
     consent and non-financial events, strip personal fields from the financial facts that are
@@ -1028,10 +1059,15 @@ def erase_customer(session: Session, customer_id: str, actor: str, reason: str) 
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("PRAGMA secure_delete = ON"))  # freed pages are zeroed
     ids = member_ids(session, root.id)
-    hashes = list(
-        session.scalars(select(Identifier.value_hash).where(Identifier.profile_id.in_(ids)))
-    )
+    known = session.execute(
+        select(Identifier.value_hash, Identifier.type).where(Identifier.profile_id.in_(ids))
+    ).all()
+    hashes = [value_hash for value_hash, _ in known]
+    erasure_id = new_id("era")
     counts: dict[str, int] = {}
+    # Keep the identifiers' blind-index hashes (never the values) so that a later bulk import
+    # of another system's history does not bring the person back.
+    counts["suppressed"] = suppress_identifiers(session, known, erasure_id)
     counts["data_keys"] = destroy_data_keys(session, ids)
     if hashes:
         session.execute(
@@ -1084,7 +1120,7 @@ def erase_customer(session: Session, customer_id: str, actor: str, reason: str) 
     )
     counts["profiles"] = len(ids)
     erasure = Erasure(
-        id=new_id("era"),
+        id=erasure_id,
         customer_id=root.id,
         profile_ids=ids,
         requested_by=actor,
