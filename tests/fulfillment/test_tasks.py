@@ -365,10 +365,54 @@ def test_a_click_and_collect_short_at_the_store_comes_by_transfer(client, sessio
     assert [(t["location_id"], t["state"]) for t in collect] == [(shop.store, "assigned")]
     _step(client, shop, collect[0]["id"], "ready", headers=shop.associate)
     assert _order(session, order["id"]).status == "ready_for_pickup"
+    # (the mug arrived: it left the warehouse's stock and waits in Soho's, still allocated)
+    assert stock(session, "MUG", shop.wh) == {
+        "on_hand": 9,
+        "allocated": 0,
+        "held": 0,
+        "available": 9,
+    }
+    assert stock(session, "MUG", shop.store) == {
+        "on_hand": 5,
+        "allocated": 1,
+        "held": 0,
+        "available": 4,
+    }
     _step(client, shop, collect[0]["id"], "hand-over", headers=shop.associate)
     assert _order(session, order["id"]).status == "picked_up"
     assert stock(session, "MUG", shop.wh)["on_hand"] == 9
     assert stock(session, "MUG", shop.store)["on_hand"] == 4  # the missing one written off
+
+
+def test_a_transferred_pickup_not_collected_returns_its_unit_to_the_store(client, session, shop):
+    # Given a click & collect mug that came to Soho by transfer and is ready there
+    _also_source_from_store(session, shop)
+    order = _place(client, session, shop, [("MUG", 1)], BOPIS)
+    [task] = _tasks(client, shop, order["id"])
+    _step(client, shop, task["id"], "start")
+    [transfer] = _step(client, shop, task["id"], "pick", {"lines": [{"sku": "MUG", "picked": 0}]})[
+        "resourced"
+    ]
+    _pick_all(client, shop, transfer)
+    _step(client, shop, transfer["id"], "ship", {}, expect=201)
+    [collect] = [t for t in _tasks(client, shop, order["id"]) if t["kind"] == "collect"]
+    ready = _step(client, shop, collect["id"], "ready")
+
+    # When the hold runs out
+    expiry = check_timers(session, now=_when(ready["ready_at"]) + timedelta(hours=169))
+
+    # Then the order is cancelled and the mug is sellable where it is, at Soho; the warehouse
+    # is one down (it sent it), and the ledger still rebuilds every balance
+    assert expiry.expired == [collect["id"]]
+    assert _order(session, order["id"]).status == "cancelled"
+    assert stock(session, "MUG", shop.store) == {
+        "on_hand": 5,
+        "allocated": 0,
+        "held": 0,
+        "available": 5,
+    }
+    assert stock(session, "MUG", shop.wh)["available"] == 9
+    assert inventory.verify(session).drift == []
 
 
 def test_units_found_nowhere_are_not_charged(client, session, shop):

@@ -32,7 +32,9 @@ not collected in time (``fulfillment.pickup_expired``; the stock goes back).
 ``fulfilling``; all pickup work ready makes it ``ready_for_pickup`` (the customer is told),
 all handed over ``picked_up``; all parcels of a delivery order shipped makes it ``shipped``
 (partial shipments before that: ``shipment.shipped`` with ``partial: true``) and all delivered
-``delivered``. Stock leaves each location when its own parcel ships or the customer collects.
+``delivered``. Stock leaves each location when its own parcel ships or the customer collects;
+a transfer's units move to the pickup location (still allocated) when its collect task is
+ready, so an order not collected gives them back where they are.
 """
 
 from __future__ import annotations
@@ -854,6 +856,30 @@ def pack(
     return _view(session, task, at)
 
 
+def _arrived(session: Session, task: FulfillmentTask, at: datetime) -> None:
+    """A transfer's parcel is at the pickup location: its units move there in the stock
+    ledger, still allocated to the order, so a cancelled or uncollected order returns them to
+    that location's stock, where they are."""
+    transfer = _row(session, task.parent_id or "")
+    if not transfer.reservation_id:
+        return
+    items = {
+        x.sku: x.quantity
+        for x in session.scalars(
+            select(FulfillmentTaskLine).where(FulfillmentTaskLine.task_id == task.id)
+        )
+    }
+    picking.move_allocated(
+        session,
+        transfer.reservation_id,
+        from_location=transfer.location_id,
+        to_location=task.location_id,
+        items=items,
+        note=f"transfer {transfer.id} arrived for collect task {task.id}",
+        now=at,
+    )
+
+
 def mark_ready(
     session: Session, task_id: str, *, by: str | None = None, now: datetime | None = None
 ) -> TaskView:
@@ -862,6 +888,8 @@ def mark_ready(
     ``order.ready_for_pickup`` follows once all of it is ready)."""
     at = now or utcnow()
     task = _locked(session, task_id, "ready")
+    if task.kind == "collect" and task.parent_id:
+        _arrived(session, task, at)
     hold = timedelta(hours=int(get_sla(session)["pickup_hold_hours"]))
     task.ready_at = at
     task.collect_by = at + hold
@@ -893,7 +921,7 @@ def hand_over(
     session: Session, task_id: str, *, by: str | None = None, now: datetime | None = None
 ) -> TaskView:
     """The customer collected: the units leave the location's stock (for a collect task,
-    the transfer's source location) and the order moves on."""
+    the pickup location's, where they arrived) and the order moves on."""
     at = now or utcnow()
     task = _locked(session, task_id, "handed_over")
     if task.kind not in ("pickup", "collect"):
@@ -903,11 +931,11 @@ def hand_over(
             kind=task.kind,
             state=task.state,
         )
-    source = task
+    reservation_id = task.reservation_id
     if task.kind == "collect" and task.parent_id:
-        source = _row(session, task.parent_id)
-    if source.reservation_id:
-        picking.fulfill_location(session, source.reservation_id, source.location_id, now=at)
+        reservation_id = _row(session, task.parent_id).reservation_id
+    if reservation_id:
+        picking.fulfill_location(session, reservation_id, task.location_id, now=at)
     task.handed_over_at = at
     _move(task, "handed_over", at, by)
     session.flush()

@@ -6,6 +6,10 @@ hands over its own share, at its own time. These two operations act on one locat
 * :func:`fulfill_location`: the allocated units of one location leave the building (a package
   ships, or the customer collects). The reservation becomes ``fulfilled`` when no allocated
   units remain anywhere.
+* :func:`move_allocated`: units travelled to another location for the same order (a transfer
+  to the pickup store arrived): they leave the source (``transfer_out``) and join the
+  destination's stock (``transfer_in``) still allocated, so the sale, a release or a
+  cancellation later acts where the units are.
 * :func:`write_off_allocated`: a pick exception. Units that were allocated are not on the
   shelf: the allocation and on hand go down together (ledger reason ``cycle_count`` with the
   note), so the balance stays rebuildable from the ledger and ``omni inventory verify`` keeps
@@ -16,10 +20,11 @@ Both lock the reservation's stock rows first (one read, as every reservation cha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from omniretail.core.errors import conflict, invalid
@@ -29,9 +34,11 @@ from omniretail.inventory.service import (
     Change,
     L,
     ReservationView,
+    S,
     _apply_unconditional,
     _aware,
     _effective_status,
+    _ensure_stock_rows,
     _not_active,
     _now,
     _read_reservation,
@@ -164,6 +171,102 @@ def write_off_allocated(
             left -= take
         _apply_unconditional(session, changes, at)
         _close_if_done(session, reservation_id, at)
+        return get_reservation(session, reservation_id, at)
+
+    return atomic(session, run)
+
+
+def move_allocated(
+    session: Session,
+    reservation_id: str,
+    *,
+    from_location: str,
+    to_location: str,
+    items: Mapping[str, int],
+    note: str | None = None,
+    now: datetime | None = None,
+) -> ReservationView:
+    """``items`` (SKU -> units) allocated at ``from_location`` are now at ``to_location``: on
+    hand and allocated go down at the source (``transfer_out``) and up at the destination
+    (``transfer_in``), and the reservation's lines follow them (a line is split when only part
+    of it moves). Units no longer allocated at the source (moved before, released) are left
+    alone, so repeating it changes nothing."""
+    at = _now(now)
+    if from_location == to_location:
+        raise invalid("same_location", "the units are already at that location")
+
+    def run() -> ReservationView:
+        _header, lines = _allocated_header(session, reservation_id, at, "move")
+        wanted = {sku: q for sku, q in items.items() if q > 0}
+        moving: list[tuple[Any, int]] = []  # (line, units of it that move)
+        for line in lines:
+            left = wanted.get(line.sku, 0)
+            if (
+                left
+                and line.line_status == LineStatus.ALLOCATED.value
+                and line.location_id == from_location
+            ):
+                take = min(left, line.quantity)
+                moving.append((line, take))
+                wanted[line.sku] = left - take
+        if not moving:
+            return get_reservation(session, reservation_id, at)
+        variants = dict(
+            session.execute(
+                select(S.id, S.variant_id).where(S.id.in_({line.stock_id for line, _ in moving}))
+            ).all()
+        )
+        targets = _ensure_stock_rows(
+            session, ((line.sku, variants[line.stock_id], to_location) for line, _ in moving), at
+        )
+        why = note or f"for {reservation_id}: moved from {from_location} to {to_location}"
+        changes = []
+        for line, take in moving:
+            target = targets[(line.sku, to_location)]
+            if take == line.quantity:
+                session.execute(
+                    update(LINES)
+                    .where(L.id == line.line_id, L.status == LineStatus.ALLOCATED.value)
+                    .values(stock_id=target, location_id=to_location)
+                )
+            else:
+                session.execute(
+                    update(LINES)
+                    .where(L.id == line.line_id, L.status == LineStatus.ALLOCATED.value)
+                    .values(quantity=L.quantity - take)
+                )
+                session.execute(
+                    insert(LINES).values(
+                        reservation_id=reservation_id,
+                        stock_id=target,
+                        sku=line.sku,
+                        location_id=to_location,
+                        quantity=take,
+                        status=LineStatus.ALLOCATED.value,
+                        expires_at=line.line_expires_at,
+                    )
+                )
+            changes.append(
+                Change(
+                    line.stock_id,
+                    Reason.TRANSFER_OUT,
+                    on_hand=-take,
+                    allocated=-take,
+                    reference=reservation_id,
+                    note=why,
+                )
+            )
+            changes.append(
+                Change(
+                    target,
+                    Reason.TRANSFER_IN,
+                    on_hand=take,
+                    allocated=take,
+                    reference=reservation_id,
+                    note=why,
+                )
+            )
+        _apply_unconditional(session, changes, at)
         return get_reservation(session, reservation_id, at)
 
     return atomic(session, run)
