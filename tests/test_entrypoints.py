@@ -81,3 +81,36 @@ def test_worker_dispatch_reaches_subscribers_registered_by_the_worker():
     finally:
         set_database(None)
         events.subscribe("order.placed")(on_commerce_event)
+
+
+def test_with_dispatch_on_commit_an_event_reaches_its_subscriber_without_a_tick():
+    # Given the API's dispatch-on-commit hook and huey running tasks at once (its own
+    # immediate mode: the task runs where a worker would run it)
+    from omniretail import jobs
+
+    seen: list[str] = []
+
+    def handler(_session, event):
+        seen.append(event.payload["n"])
+
+    events.subscribe("test.dispatched_on_commit")(handler)
+    database = temp_sqlite_database()
+    set_database(database)
+    jobs.huey.immediate = True
+    jobs.enable_dispatch_on_commit()
+    try:
+        # When a unit of work emits an event and commits
+        with database.unit_of_work() as s:
+            events.emit(s, "test.dispatched_on_commit", {"n": 7})
+        # Then the subscriber has it, and the outbox row is marked published
+        assert seen == [7]
+        with database.unit_of_work(write=False) as s:
+            row = s.scalar(
+                select(OutboxEvent).where(OutboxEvent.topic == "test.dispatched_on_commit")
+            )
+            assert row is not None and row.published_at is not None
+    finally:
+        events.clear_after_commit_callbacks()
+        jobs.huey.immediate = False
+        events.unsubscribe("test.dispatched_on_commit", handler)
+        set_database(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from omniretail.analytics.cli import forecast_app, import_app
 from omniretail.catalog.cli import app as catalog_app
 from omniretail.core import auth
 from omniretail.core.cli import fail
+from omniretail.core.config import get_settings
 from omniretail.core.db import get_database
 from omniretail.core.errors import AppError
 from omniretail.customer.cli import app as customer_app
@@ -139,6 +141,9 @@ def serve(
     worker_proc = None
     if with_worker:
         worker_proc = subprocess.Popen([sys.executable, "-m", "omniretail.cli", "worker"])
+        # a worker runs: requests that commit events ask it to dispatch them at once
+        os.environ["OMNI_DISPATCH_ON_COMMIT"] = "true"
+        get_settings.cache_clear()
     try:
         uvicorn.run("omniretail.asgi:app", host=host, port=port, workers=workers, log_level="info")
     finally:

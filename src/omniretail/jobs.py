@@ -1,7 +1,8 @@
 """Background jobs on huey: SQLite storage on the embedded default, Redis when configured.
 
 ``omni worker`` runs the consumer. Jobs: outbox dispatch (every minute as a safety net and on
-demand via ``dispatch_outbox()``), plus each context's periodic maintenance (inventory:
+demand via ``dispatch_outbox()``, which the API server queues after each commit that emitted
+events when ``OMNI_DISPATCH_ON_COMMIT`` is on), plus each context's periodic maintenance (inventory:
 cleanup of expired reservation holds every minute).
 """
 
@@ -15,6 +16,7 @@ from huey.api import Huey
 from sqlalchemy.orm import Session
 
 from omniretail.analytics import subscribers as analytics_subscribers
+from omniretail.core import events
 from omniretail.core.config import get_settings
 from omniretail.core.db import get_database
 from omniretail.core.events import NatsPublisher, dispatch_pending
@@ -67,6 +69,17 @@ def run_dispatch() -> int:
 @huey.task()
 def dispatch_outbox() -> int:
     return run_dispatch()
+
+
+def dispatch_soon() -> None:
+    """Queue one outbox dispatch for the worker (called after a commit that emitted events)."""
+    dispatch_outbox()
+
+
+def enable_dispatch_on_commit() -> None:
+    """From now on every commit that emitted events queues a dispatch (the API server with
+    ``OMNI_DISPATCH_ON_COMMIT``): subscribers see events within moments, not at the minute."""
+    events.after_commit_with_events(dispatch_soon)
 
 
 @huey.periodic_task(crontab(minute="*"))

@@ -116,3 +116,43 @@ def test_failing_handler_does_not_undo_another_handler_of_the_same_event(session
         assert received == [("test.thing_happened", {"n": 4})]
     finally:
         events.unsubscribe("test.thing_happened", _broken)
+
+
+@pytest.fixture()
+def commits_with_events():
+    calls: list[str] = []
+    events.after_commit_with_events(lambda: calls.append("committed"))
+    yield calls
+    events.clear_after_commit_callbacks()
+
+
+def test_a_commit_that_emitted_events_calls_back_once(db, commits_with_events):
+    # Given a unit of work that emits two events
+    # When it commits
+    with db.unit_of_work() as s:
+        events.emit(s, "test.thing_happened", {"n": 1})
+        events.emit(s, "test.thing_happened", {"n": 2})
+    # Then the callback ran once
+    assert commits_with_events == ["committed"]
+
+
+def test_a_commit_without_events_calls_nothing(db, commits_with_events):
+    # Given a unit of work that writes no event
+    with db.unit_of_work() as s:
+        s.execute(select(OutboxEvent.id).limit(1)).all()
+    # Then nothing was called
+    assert commits_with_events == []
+
+
+def test_a_rolled_back_emit_calls_nothing_then_or_at_the_next_commit(db, commits_with_events):
+    # Given a session whose transaction emitted an event and rolled back
+    s = db.session()
+    events.emit(s, "test.thing_happened", {"n": 3})
+    s.flush()
+    s.rollback()
+    # When the same session commits a transaction without events
+    s.execute(select(OutboxEvent.id).limit(1)).all()
+    s.commit()
+    s.close()
+    # Then nothing was called
+    assert commits_with_events == []

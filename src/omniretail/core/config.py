@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         default=None, description="When set, background jobs use Redis instead of SQLite storage"
     )
     jobs_sqlite_path: str = "./omniretail-jobs.db"
+    dispatch_on_commit: bool = Field(
+        default=False,
+        description="The API server asks the worker to dispatch the outbox as soon as a request "
+        "committed events (else the worker's minute tick does); on when a worker runs",
+    )
     rate_limit_storage: str | None = Field(
         default=None,
         description="Where rate-limit counters live (memory:// per process by default; "

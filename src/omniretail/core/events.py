@@ -5,6 +5,10 @@ event exists exactly when the change that caused it committed. ``dispatch_pendin
 unpublished rows to in-process subscribers (per topic, ``"*"`` for all) and, when
 ``OMNI_NATS_URL`` is set, to NATS JetStream; the worker (``omni worker``, or ``omni serve
 --with-worker``) calls it every minute and on demand (``jobs.dispatch_outbox``).
+
+``after_commit_with_events(callback)``: ``callback()`` runs after any session commits a
+transaction that emitted events; the API server uses it (``OMNI_DISPATCH_ON_COMMIT``) to wake
+the worker's dispatch at once instead of at its next minute.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import event as sqla_event
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -53,7 +58,42 @@ def emit(
         id=new_id("evt"), topic=topic, aggregate_id=aggregate_id, payload=payload, attempts=0
     )
     session.add(event)
+    session.info[_EMITTED] = True
     return event
+
+
+_EMITTED = "omniretail.outbox_emitted"
+_after_commit: list[Callable[[], None]] = []
+
+
+def after_commit_with_events(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` (no arguments, quick, must not raise) after every commit of a
+    session that emitted at least one event; a rolled-back transaction calls nothing."""
+    if not _after_commit:
+        sqla_event.listen(Session, "after_commit", _committed)
+        sqla_event.listen(Session, "after_rollback", _rolled_back)
+    if callback not in _after_commit:
+        _after_commit.append(callback)
+
+
+def clear_after_commit_callbacks() -> None:
+    if _after_commit:
+        sqla_event.remove(Session, "after_commit", _committed)
+        sqla_event.remove(Session, "after_rollback", _rolled_back)
+        _after_commit.clear()
+
+
+def _committed(session: Session) -> None:
+    if session.info.pop(_EMITTED, False):
+        for callback in list(_after_commit):
+            try:
+                callback()
+            except Exception:  # the events are committed; the minute tick delivers them
+                log.exception("after-commit callback failed")
+
+
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_EMITTED, None)
 
 
 class NatsPublisher:
