@@ -106,6 +106,17 @@ def test_a_guest_order_converts_nothing(session):
     assert _conversions(session) == {"s1": None}
 
 
+def test_a_guest_order_converts_its_tracked_visitors_session_and_stays_a_guests(session):
+    # given visitor V's session at 09:00
+    _session(session, "s1", "V", t(2, 9))
+    # when a guest order names V as its tracked visitor at 10:00
+    _order(session, "o1", None, t(2, 10), visitor_key="V")
+    # then V's session converted, and the order fact has no customer
+    assert _conversions(session) == {"s1": "o1"}
+    fact = session.scalar(select(OrderFact).where(OrderFact.order_ref == "o1"))
+    assert fact.customer_key is None
+
+
 def test_a_session_recorded_after_its_order_is_converted(session):
     # given the order is recorded first (the session's announcement came late)
     _order(session, "o1", "A", t(2, 10, 30))

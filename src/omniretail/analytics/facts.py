@@ -241,6 +241,7 @@ def _record(
     original_order_ref: str | None = None,
     session_key: str | None = None,
     window: timedelta | None = None,
+    visitor_key: str | None = None,
 ) -> bool:
     _check_header(ref, occurred_at, channel, location, currency)
     if not lines:
@@ -322,8 +323,10 @@ def _record(
             .where(TrackedSession.session_key == session_key, TrackedSession.order_ref.is_(None))
             .values(order_ref=ref)
         )
-    elif customer_key and kind is Kind.SALE:
-        _attribute(session, ref, customer_key, at, window or attribution_window_default())
+    elif (customer_key or visitor_key) and kind is Kind.SALE:
+        who = customer_key or visitor_key
+        assert who is not None
+        _attribute(session, ref, who, at, window or attribution_window_default())
     session.flush()
     return True
 
@@ -341,13 +344,16 @@ def record_sale_fact(
     source: str = "order",
     session_key: str | None = None,
     attribution_window: timedelta | None = None,
+    visitor_key: str | None = None,
 ) -> bool:
     """*Public interface.* Record a placed order or POS sale (lines with positive quantities;
     ``customer_key`` ``None`` for a guest). A ``session_key`` marks that tracked session as
     converted; without one, the customer's latest tracked session that started within the
     attribution window before the order (``OMNI_ANALYTICS_ATTRIBUTION_WINDOW_H``, 24 h) is
-    converted unless it already was. Returns ``False`` when ``(source, order_ref)`` was
-    recorded before."""
+    converted unless it already was. ``visitor_key``: for a guest order, the tracked visitor
+    (the profile of the cart's anonymous id), whose latest session converts the same way; the
+    fact stays a guest's. Returns ``False`` when ``(source, order_ref)`` was recorded
+    before."""
     return _record(
         session,
         kind=Kind.SALE,
@@ -361,6 +367,7 @@ def record_sale_fact(
         currency=currency,
         session_key=session_key,
         window=attribution_window,
+        visitor_key=visitor_key,
     )
 
 

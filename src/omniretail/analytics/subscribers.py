@@ -27,7 +27,9 @@ units):
   did not know the session); it converts a session, it is not a sale.
 
 An order that names no session converts its customer's latest tracked session within the
-attribution window (``facts.record_sale_fact``), so conversion needs no session id on orders.
+attribution window (``facts.record_sale_fact``), so conversion needs no session id on orders;
+a guest order converts the latest session of the visitor its cart's tracking ``anonymous_id``
+belongs to.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from omniretail.core import events
 from omniretail.core.errors import AppError
 from omniretail.core.models import OutboxEvent
 from omniretail.core.money import allocate
+from omniretail.customer import service as customers
 
 log = logging.getLogger("omniretail.analytics")
 SOURCE = "order"
@@ -142,9 +145,18 @@ def on_sale(session: Session, event: OutboxEvent) -> None:
             lines=lines,
             source=SOURCE,
             session_key=payload.get("session_id"),
+            visitor_key=_visitor(session, payload),
         )
 
     _handle(event, record)
+
+
+def _visitor(session: Session, payload: dict[str, Any]) -> str | None:
+    """A guest order's tracked visitor: the person behind the cart's tracking anonymous id."""
+    anonymous_id = payload.get("anonymous_id")
+    if payload.get("customer_id") or not isinstance(anonymous_id, str) or not anonymous_id:
+        return None
+    return customers.find_customer_id(session, "anonymous_id", anonymous_id)
 
 
 def _original_prices(session: Session, order_ref: str | None) -> dict[str, int]:

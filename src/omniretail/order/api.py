@@ -268,6 +268,7 @@ def create_cart(body: CartIn, session: SessionDep, principal: Shopper) -> CartOu
         customer_id=body.customer_id,
         email=body.email,
         lines=[(line.sku, line.quantity) for line in body.lines],
+        anonymous_id=body.anonymous_id,
     )
     return cart_out(cart, token)
 

@@ -48,6 +48,8 @@ class Cart(Base):
     lines: Mapped[list[Any]] = mapped_column(default=list)  # [{sku, quantity}]
     coupon_codes: Mapped[list[Any]] = mapped_column(default=list)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # the storefront's tracking anonymousId: a guest's order converts their tracked visit
+    anonymous_id: Mapped[str | None] = mapped_column(String(200), default=None)
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     delivery: Mapped[list[Any]] = mapped_column(default=list)  # delivery groups
@@ -89,6 +91,7 @@ class Order(Base):
     channel_id: Mapped[str] = mapped_column(String(40), index=True)
     customer_id: Mapped[str | None] = mapped_column(String(40), default=None)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
+    anonymous_id: Mapped[str | None] = mapped_column(String(200), default=None)  # tracking
     status: Mapped[str] = mapped_column(String(20), index=True)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal: Mapped[int] = mapped_column(Integer)

@@ -31,6 +31,13 @@ class CartIn(In):
         default=None, description="A known customer: their active cart is returned (and added to)"
     )
     email: str | None = None
+    anonymous_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The storefront's tracking anonymousId (Segment/RudderStack): a guest's "
+        "order then converts the visit it was tracked in",
+        examples=["6f1c2a9e-3b7d-4d3e-9f0a-2b5c8d7e1a44"],
+    )
     lines: list[LineIn] = Field(default_factory=list, max_length=100)
 
 

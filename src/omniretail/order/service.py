@@ -227,19 +227,24 @@ def create_cart(
     customer_id: str | None = None,
     email: str | None = None,
     lines: Sequence[tuple[str, int]] = (),
+    anonymous_id: str | None = None,
     now: datetime | None = None,
 ) -> tuple[Cart, str]:
     """A new cart (anonymous unless ``customer_id``); returns it and its secret token. A known
     customer who already has an active cart gets that cart back (the cart follows the
-    customer), with the new lines added."""
+    customer), with the new lines added. ``anonymous_id``: the shopper's tracking
+    anonymousId, carried to the order so a guest's order converts their tracked visit."""
     at = _now(now)
     info = _channel(session, access, channel)
+    anonymous_id = (anonymous_id or "").strip() or None
     if customer_id is not None:
         cart, token = login(session, access, customer_id=customer_id, channel=info.id, now=at)
         if lines:
             cart = _change_lines(session, cart, info, list(lines), mode="add", now=at)
         if email and not cart.email:
             cart.email = _check_email(email)
+        if anonymous_id and not cart.anonymous_id:
+            cart.anonymous_id = anonymous_id
         return cart, token
     cart = Cart(
         id=new_id("crt"),
@@ -250,6 +255,7 @@ def create_cart(
         lines=[],
         coupon_codes=[],
         email=_check_email(email),
+        anonymous_id=anonymous_id,
         delivery=[],
         holds=[],
         pricing=_empty_pricing(info.currency),
@@ -1072,6 +1078,7 @@ def complete(
         channel_id=channel.id,
         customer_id=row.customer_id,
         email=row.email,
+        anonymous_id=row.anonymous_id,
         status=status.value,
         currency=quote.currency,
         subtotal=quote.subtotal,
@@ -1249,6 +1256,7 @@ def order_payload(
         "order_id": order.id,
         "cart_id": order.cart_id,
         "customer_id": order.customer_id,
+        "anonymous_id": order.anonymous_id,
         "channel": channel_code,
         "channel_id": order.channel_id,
         "source": order.source,

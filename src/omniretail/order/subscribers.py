@@ -2,8 +2,8 @@
 
 ``customer.erased`` (GDPR): orders keep their financial facts (ids, amounts, lines, payments,
 channel, time) but lose the person's data: email, shipping and billing addresses, delivery
-addresses and vehicles, client IP. Their carts lose the same fields and their tokens.
-Idempotent: a second delivery finds nothing left to remove.
+addresses and vehicles, client IP, tracking anonymous id. Their carts lose the same fields and
+their tokens. Idempotent: a second delivery finds nothing left to remove.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def scrub_customer(session: Session, customer_ids: list[str]) -> int:
     orders = list(session.scalars(select(Order).where(Order.customer_id.in_(customer_ids))))
     for order in orders:
         order.email = None
+        order.anonymous_id = None
         order.shipping_address = None
         order.billing_address = None
         order.client_ip = None
@@ -37,6 +38,7 @@ def scrub_customer(session: Session, customer_ids: list[str]) -> int:
     carts = list(session.scalars(select(Cart).where(Cart.customer_id.in_(customer_ids))))
     for cart in carts:
         cart.email = None
+        cart.anonymous_id = None
         cart.shipping_address = None
         cart.billing_address = None
         cart.delivery = [
