@@ -32,6 +32,24 @@ def test_emitted_event_reaches_subscriber_once(session, received):
     assert received == [("test.thing_happened", {"n": 1})]
 
 
+def test_events_emitted_together_reach_subscribers_once_each(session, received):
+    # Given two events written in one multi-row insert
+    events.emit_many(
+        session,
+        [("test.thing_happened", {"n": 1}, "a1"), ("test.thing_happened", {"n": 2}, None)],
+    )
+    # When the outbox is dispatched twice
+    first = events.dispatch_pending(session)
+    second = events.dispatch_pending(session)
+    # Then each reached the subscriber once, with its aggregate id stored
+    assert (first, second) == (2, 0)
+    assert sorted(p["n"] for _, p in received) == [1, 2]
+    stored = session.execute(
+        select(OutboxEvent.aggregate_id).where(OutboxEvent.topic == "test.thing_happened")
+    ).all()
+    assert sorted((r[0] or "") for r in stored) == ["", "a1"]
+
+
 def test_rolled_back_change_has_no_event(session, received):
     nested = session.begin_nested()
     events.emit(session, "test.thing_happened", {"n": 2})
@@ -133,6 +151,12 @@ def test_a_commit_that_emitted_events_calls_back_once(db, commits_with_events):
         events.emit(s, "test.thing_happened", {"n": 1})
         events.emit(s, "test.thing_happened", {"n": 2})
     # Then the callback ran once
+    assert commits_with_events == ["committed"]
+
+
+def test_a_commit_after_events_emitted_together_calls_back_once(db, commits_with_events):
+    with db.unit_of_work() as s:
+        events.emit_many(s, [("test.thing_happened", {"n": 4}, None)])
     assert commits_with_events == ["committed"]
 
 

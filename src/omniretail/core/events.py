@@ -17,13 +17,14 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
+from sqlalchemy import Table, select, update
 from sqlalchemy import event as sqla_event
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from omniretail.core.bulk import insert_rows
 from omniretail.core.ids import new_id
 from omniretail.core.models import OutboxEvent
 from omniretail.core.timeutil import utcnow
@@ -62,6 +63,22 @@ def emit(
     return event
 
 
+def emit_many(session: Session, items: Sequence[tuple[str, dict[str, Any], str | None]]) -> None:
+    """:func:`emit` for many ``(topic, payload, aggregate_id)`` at once: the same outbox rows in
+    the caller's transaction, written in one multi-row insert instead of one ORM object each
+    (the tracking ingest announces hundreds of sessions per batch)."""
+    if not items:
+        return
+    now = utcnow()
+    rows = [
+        (new_id("evt"), topic, aggregate, payload, now, 0) for topic, payload, aggregate in items
+    ]
+    insert_rows(session.connection(), _OUTBOX, _OUTBOX_COLUMNS, rows)
+    session.info[_EMITTED] = True
+
+
+_OUTBOX = cast(Table, OutboxEvent.__table__)
+_OUTBOX_COLUMNS = ("id", "topic", "aggregate_id", "payload", "created_at", "attempts")
 _EMITTED = "omniretail.outbox_emitted"
 _after_commit: list[Callable[[], None]] = []
 

@@ -40,11 +40,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
+from omniretail.core.bulk import insert_rows
 from omniretail.core.errors import AppError, not_found
 from omniretail.core.ids import new_id
 from omniretail.core.timeutil import as_utc, utcnow
 from omniretail.customer import domain
-from omniretail.customer.bulk import insert_rows
 from omniretail.customer.crypto import KeyRing, encrypt_text, key_ring
 from omniretail.customer.keys import data_keys
 from omniretail.customer.models import Identifier, IdentityLink, Merge, Profile

@@ -10,8 +10,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Table, bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
+from omniretail.core.bulk import insert_rows
 from omniretail.core.timeutil import utcnow
-from omniretail.customer.bulk import insert_rows
 from omniretail.customer.crypto import key_ring
 from omniretail.customer.models import DataKey
 

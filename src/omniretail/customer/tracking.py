@@ -23,13 +23,13 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
+from omniretail.core import events
+from omniretail.core.bulk import insert_rows, processed
 from omniretail.core.db import Database, UTCDateTime
 from omniretail.core.errors import AppError, invalid, not_found
 from omniretail.core.ids import new_id
-from omniretail.core.models import OutboxEvent
 from omniretail.core.timeutil import utcnow
 from omniretail.customer import domain
-from omniretail.customer.bulk import insert_rows, processed
 from omniretail.customer.crypto import encrypt_json, encrypt_text
 from omniretail.customer.domain import EventRejected, TrackedEvent
 from omniretail.customer.identity import Hasher, Resolver, Seen, in_param
@@ -861,22 +861,7 @@ def announce_sessions(
                 }
                 outbox.append(("tracking.order.completed", order, person))
     if outbox:
-        emit_all(session, outbox)
-
-
-_outbox = cast(Table, OutboxEvent.__table__)
-_OUTBOX_COLUMNS = ("id", "topic", "aggregate_id", "payload", "created_at", "attempts")
-
-
-def emit_all(session: Session, items: Sequence[tuple[str, dict[str, Any], str | None]]) -> None:
-    """``core.events.emit`` for many events at once: the same outbox rows (topic, payload,
-    aggregate id; unpublished, no attempts) in the caller's transaction, written in one
-    multi-row insert instead of one ORM object each."""
-    now = utcnow()
-    rows = [
-        (new_id("evt"), topic, aggregate, payload, now, 0) for topic, payload, aggregate in items
-    ]
-    insert_rows(session.connection(), _outbox, _OUTBOX_COLUMNS, rows)
+        events.emit_many(session, outbox)
 
 
 def upsert_trait_address(

@@ -1,4 +1,4 @@
-"""Multi-row writes of the tracking path: one statement per table and batch.
+"""Multi-row writes (the tracking ingest, the outbox): one statement per table and batch.
 
 * SQLite: ``executemany`` of a one-row statement, or one multi-row ``VALUES`` statement per
   500 rows when rows must come back (``RETURNING``).
