@@ -378,6 +378,10 @@ def test_a_click_and_collect_short_at_the_store_comes_by_transfer(client, sessio
         "held": 0,
         "available": 4,
     }
+    body = client.get(f"/api/v1/orders/{order['id']}", headers=shop.admin).json()
+    assert [x["allocations"] for x in body["lines"]] == [
+        [{"location_id": shop.store, "quantity": 1}]
+    ]
     _step(client, shop, collect[0]["id"], "hand-over", headers=shop.associate)
     assert _order(session, order["id"]).status == "picked_up"
     assert stock(session, "MUG", shop.wh)["on_hand"] == 9

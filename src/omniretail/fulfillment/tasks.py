@@ -878,6 +878,15 @@ def _arrived(session: Session, task: FulfillmentTask, at: datetime) -> None:
         note=f"transfer {transfer.id} arrived for collect task {task.id}",
         now=at,
     )
+    orders.units_arrived(
+        session,
+        task.order_id,
+        group_id=task.group_id,
+        from_location=transfer.location_id,
+        to_location=task.location_id,
+        items=items,
+        now=at,
+    )
 
 
 def mark_ready(

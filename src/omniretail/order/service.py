@@ -1926,6 +1926,42 @@ def reallocate(
     return order
 
 
+def units_arrived(
+    session: Session,
+    order_id: str,
+    *,
+    group_id: str,
+    from_location: str,
+    to_location: str,
+    items: Mapping[str, int],
+    now: datetime | None = None,
+) -> Order:
+    """*Public interface.* Fulfilment brought a group's units from ``from_location`` to
+    ``to_location`` (a transfer reached the pickup store): the lines' allocations say where
+    the units now are."""
+    at = _now(now)
+    order = lock_order(session, order_id)
+    for sku, quantity in items.items():
+        line = _group_line(session, order, group_id, sku)
+        moved = sum(
+            int(p["quantity"]) for p in line.allocations if p["location_id"] == from_location
+        )
+        take = min(quantity, moved)
+        if take <= 0:
+            continue
+        pieces = _move_allocation(line, from_location, take)
+        here = next((p for p in pieces if p["location_id"] == to_location), None)
+        if here is None:
+            pieces.append({"location_id": to_location, "quantity": take})
+        else:
+            here["quantity"] = int(here["quantity"]) + take
+        line.allocations = pieces
+    order.version += 1
+    order.updated_at = at
+    session.flush()
+    return order
+
+
 def settle_unavailable(
     session: Session,
     order_id: str,
