@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.base import RequestResponseEndpoint
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
 from omniretail import __version__
@@ -56,6 +57,43 @@ TAGS = [
 ]
 
 
+class RequestContext:
+    """Pure ASGI middleware: the request id (``X-Request-ID`` in, or a new ULID; echoed on the
+    response and in every log line of the request) and one access log line with the duration.
+    Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task and body stream per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or str(ULID())
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+            request_id_var.reset(token)
+
+
 def create_app(database: Database | None = None) -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_json, settings.log_level)
@@ -68,24 +106,7 @@ def create_app(database: Database | None = None) -> FastAPI:
     app.state.database = database
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id = request.headers.get("x-request-id") or str(ULID())
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-            response.headers["X-Request-ID"] = request_id
-            log.info(
-                "%s %s %s",
-                request.method,
-                request.url.path,
-                response.status_code,
-                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 2)},
-            )
-            return response
-        finally:
-            request_id_var.reset(token)
+    app.add_middleware(RequestContext)
 
     app.include_router(system_router)
     app.include_router(console_router)
