@@ -110,15 +110,17 @@ class Database:
     @cached_property
     def autocommit(self) -> Engine:
         """PostgreSQL: a small pool of connections in autocommit mode, for work that is one
-        self-contained statement (no BEGIN and COMMIT round trips). Its connections never
-        hold a transaction, so they need no reset when they go back to the pool."""
+        self-contained statement (no BEGIN and COMMIT round trips), created on first use. Its
+        connections never hold a transaction, so they need no reset when they go back to the
+        pool. It opens at most as many connections as the main pool keeps (``pool_size``)."""
         pool = self.engine.pool
-        size = pool.size() if isinstance(pool, QueuePool) else 5
+        size = pool.size() if isinstance(pool, QueuePool) else 4
+        # at most as many connections as the main pool keeps open, half of them kept idle
         return create_engine(
             self.engine.url,
             isolation_level="AUTOCOMMIT",
-            pool_size=size,
-            max_overflow=size,
+            pool_size=max(1, size // 2),
+            max_overflow=size - max(1, size // 2),
             pool_pre_ping=getattr(pool, "_pre_ping", True),  # as the main pool (no accessor)
             pool_reset_on_return=None,
         )
