@@ -460,21 +460,33 @@ def record_session_fact(
     if converted is None and customer_key:
         window = attribution_window or attribution_window_default()
         converted = _late_session_order(session, session_key, customer_key, at, window)
+    created = _insert_session(session, session_key, channel, customer_key, at, converted)
+    session.flush()
+    return created
+
+
+def _insert_session(
+    session: Session,
+    session_key: str,
+    channel: str,
+    customer_key: str | None,
+    started_at: datetime,
+    order_ref: str | None,
+) -> bool:
+    """A tracked session row unless one with that key exists; True when it was written."""
     result = session.execute(
         dialect_insert(session)(cast(Table, TrackedSession.__table__))
         .values(
             session_key=session_key,
             channel=channel,
             customer_key=customer_key,
-            started_at=at,
-            order_ref=converted,
+            started_at=started_at,
+            order_ref=order_ref,
         )
         .on_conflict_do_nothing(index_elements=["session_key"])
         .returning(TrackedSession.session_key)
     )
-    created = result.first() is not None
-    session.flush()
-    return created
+    return result.first() is not None
 
 
 def record_tracked_order(
@@ -501,17 +513,7 @@ def record_tracked_order(
             raise invalid("invalid_fact", "the session key must be 1–80 characters")
         found = session.execute(select(s.order_ref).where(s.session_key == session_key)).first()
         if found is None:
-            session.execute(
-                dialect_insert(session)(cast(Table, TrackedSession.__table__))
-                .values(
-                    session_key=session_key,
-                    channel=channel,
-                    customer_key=customer_key,
-                    started_at=at,
-                    order_ref=order_ref,
-                )
-                .on_conflict_do_nothing(index_elements=["session_key"])
-            )
+            _insert_session(session, session_key, channel, customer_key, at, order_ref)
             session.flush()
             return session_key
         if found.order_ref is not None:

@@ -901,11 +901,11 @@ _REKEY_DIM = text(
                              ELSE analytics_customers.first_seen_at END
     """
 )
+# (Tracked sessions never carry a raw CustomerID: only orders can still use it.)
 _DROP_UNUSED_DIM = text(
     """
     DELETE FROM analytics_customers WHERE customer_key = :old
       AND NOT EXISTS (SELECT 1 FROM analytics_orders WHERE customer_key = :old)
-      AND NOT EXISTS (SELECT 1 FROM analytics_sessions WHERE customer_key = :old)
     """
 )
 

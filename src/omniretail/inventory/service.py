@@ -1232,7 +1232,9 @@ def reserve_standalone(
                     ctx, candidates = _reservation_candidates(session, channel, locations)
             if candidates:
                 ttl = ttl_seconds if ttl_seconds is not None else ctx.ttl_seconds
-                view = _hold_alone(conn, merged, ctx, candidates, split, at, ttl, reference, kind)
+                view = _guess(
+                    conn, merged, ctx, candidates, split, at, ttl, reference, kind, driver=True
+                )
                 if view is not None:
                     return view
     with db.unit_of_work() as session:
@@ -1247,45 +1249,6 @@ def reserve_standalone(
             kind=kind,
             now=at,
         )
-
-
-def _hold_alone(
-    connection: Connection,
-    items: dict[str, int],
-    ctx: ChannelContext,
-    candidates: list[str],
-    split: SplitStrategy,
-    now: datetime,
-    ttl: int,
-    reference: str | None,
-    kind: str,
-) -> ReservationView | None:
-    """One line in one self-contained statement (the ``guess`` attempt of
-    :func:`_reserve_once`, whose one-line statements write nothing when they fail)."""
-    ((sku, quantity),) = items.items()
-    reservation_id = new_id("rsv")
-    expires_at = now + timedelta(seconds=ttl)
-    header = {
-        "rid": reservation_id,
-        "channel_id": ctx.channel_id,
-        "kind": kind,
-        "reference": reference,
-        "expires_at": expires_at,
-        "now": now,
-        "buffer": ctx.buffer,
-    }
-    if split is SplitStrategy.ANY and len(candidates) > 1:
-        first = candidates[random.randrange(len(candidates))]
-        where = _hold_any_in_one_statement(
-            connection, sku, quantity, first, candidates, header, driver=True
-        )
-    else:
-        plan = [(sku, candidates[0], quantity)]
-        held = _hold_in_one_statement(connection, plan, candidates, header, driver=True)
-        where = candidates[0] if held else None
-    if where is None:
-        return None
-    return _view(reservation_id, ctx, reference, kind, now, expires_at, [(sku, where, quantity)])
 
 
 def _explicit_candidates(locations: Sequence[str]) -> tuple[ChannelContext, list[str]]:
@@ -1332,38 +1295,17 @@ def _reserve_once(
     a random one) fills every item, in one statement without a read; ``read``: read, plan,
     conditional updates; ``locked``: lock the rows and reclaim their expired holds first,
     then read and plan (exact)."""
+    if mode == "guess":
+        view = _guess(
+            session.connection(), items, ctx, candidates, split, now, ttl, reference, kind
+        )
+        if view is None:
+            raise _Retry()
+        return view
     reservation_id = new_id("rsv")
     expires_at = now + timedelta(seconds=ttl)
-    header = {
-        "rid": reservation_id,
-        "channel_id": ctx.channel_id,
-        "kind": kind,
-        "reference": reference,
-        "expires_at": expires_at,
-        "now": now,
-        "buffer": ctx.buffer,
-    }
+    header = _hold_header(reservation_id, ctx, kind, reference, expires_at, now)
     pessimistic = mode == "locked"
-    if mode == "guess":
-        # "any of these": the caller does not mind which location fills a line, so start at a
-        # random candidate to spread a hot SKU over its locations instead of one locked row.
-        first = (
-            candidates[random.randrange(len(candidates))]
-            if split is SplitStrategy.ANY
-            else (candidates[0])
-        )
-        if split is SplitStrategy.ANY and len(items) == 1 and len(candidates) > 1:
-            ((sku, q),) = items.items()
-            where = _hold_any_in_one_statement(
-                session.connection(), sku, q, first, candidates, header
-            )
-            if where is None:
-                raise _Retry()
-            return _view(reservation_id, ctx, reference, kind, now, expires_at, [(sku, where, q)])
-        guess = [(sku, first, q) for sku, q in items.items()]
-        if not _hold_in_one_statement(session.connection(), guess, candidates, header):
-            raise _Retry()
-        return _view(reservation_id, ctx, reference, kind, now, expires_at, guess)
     if pessimistic:
         ids = _stock_ids(session, [(sku, loc) for sku in items for loc in candidates])
         reclaim_expired(session, ids.values(), now)  # locks them in id order, frees expired
@@ -1407,6 +1349,66 @@ def _reserve_once(
         expires_at,
         [(sku, loc, q) for sku, loc, q, _ in plan],
     )
+
+
+def _hold_header(
+    reservation_id: str,
+    ctx: ChannelContext,
+    kind: str,
+    reference: str | None,
+    expires_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of the hold statements that describe the reservation itself."""
+    return {
+        "rid": reservation_id,
+        "channel_id": ctx.channel_id,
+        "kind": kind,
+        "reference": reference,
+        "expires_at": expires_at,
+        "now": now,
+        "buffer": ctx.buffer,
+    }
+
+
+def _guess(
+    connection: Connection,
+    items: dict[str, int],
+    ctx: ChannelContext,
+    candidates: list[str],
+    split: SplitStrategy,
+    now: datetime,
+    ttl: int,
+    reference: str | None,
+    kind: str,
+    driver: bool = False,
+) -> ReservationView | None:
+    """The ``guess`` attempt (PostgreSQL): one candidate location fills every item, in one
+    statement without a read; None when it cannot (nothing of a one-line hold was written
+    then; a hold of several lines may have updated rows, which the caller rolls back).
+    ``driver``: send the statement through the driver itself (see :func:`_first_value`)."""
+    reservation_id = new_id("rsv")
+    expires_at = now + timedelta(seconds=ttl)
+    header = _hold_header(reservation_id, ctx, kind, reference, expires_at, now)
+    # "any of these": the caller does not mind which location fills a line, so start at a
+    # random candidate to spread a hot SKU over its locations instead of one locked row.
+    first = (
+        candidates[random.randrange(len(candidates))]
+        if split is SplitStrategy.ANY
+        else candidates[0]
+    )
+    if split is SplitStrategy.ANY and len(items) == 1 and len(candidates) > 1:
+        ((sku, q),) = items.items()
+        where = _hold_any_in_one_statement(
+            connection, sku, q, first, candidates, header, driver=driver
+        )
+        if where is None:
+            return None
+        return _view(reservation_id, ctx, reference, kind, now, expires_at, [(sku, where, q)])
+    guess = [(sku, first, q) for sku, q in items.items()]
+    if not _hold_in_one_statement(connection, guess, candidates, header, driver=driver):
+        return None
+    return _view(reservation_id, ctx, reference, kind, now, expires_at, guess)
 
 
 def _view(

@@ -1943,10 +1943,10 @@ def units_arrived(
     order = lock_order(session, order_id)
     for sku, quantity in items.items():
         line = _group_line(session, order, group_id, sku)
-        moved = sum(
+        there = sum(
             int(p["quantity"]) for p in line.allocations if p["location_id"] == from_location
         )
-        take = min(quantity, moved)
+        take = min(quantity, there)
         if take <= 0:
             continue
         pieces = _move_allocation(line, from_location, take)
